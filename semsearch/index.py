@@ -1,0 +1,412 @@
+"""An index: one directory holding the SQLite store and the FAISS vectors, kept in step.
+
+Crash safety comes from ordering: each save writes a *new* vectors file (temporary name, fsync,
+rename), then commits the SQLite transaction that changed the units and points the manifest at
+that file, then deletes the old file. A crash before the commit leaves the old store and the old
+vectors; after it, the new ones. Writers take an exclusive lock file; readers never wait.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+
+from semsearch.encoder import (
+    Encoder,
+    load_encoder,
+    model_fingerprint,
+    model_name,
+    resolve_model_path,
+)
+from semsearch.errors import (
+    CorruptIndexError,
+    IndexBusyError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    InputError,
+)
+from semsearch.ingest import UNIT_KINDS, Document, unit_spans
+from semsearch.store import FORMAT_VERSION, Store
+from semsearch.vectors import AUTO, VectorIndex, check_factory, target_factory
+
+STORE_FILE = "store.db"
+LOCK_FILE = "write.lock"
+DOCS_PER_CHUNK = 256
+
+
+def indexes_home() -> Path:
+    return Path(os.environ.get("SEMSEARCH_INDEXES", "indexes"))
+
+
+def resolve_index_path(name_or_path: str | os.PathLike | None) -> Path:
+    """A bare name lives under ``indexes/``; anything with a slash (or an existing index) is a path."""
+    value = str(name_or_path or "default")
+    path = Path(value).expanduser()
+    if "/" in value or os.sep in value or (path / STORE_FILE).exists():
+        return path
+    return indexes_home() / value
+
+
+@dataclass
+class IndexSettings:
+    """What an index is built with; fixed when it is created."""
+
+    unit: str = "sentence"
+    faiss: str = AUTO
+    passage_tokens: int = 128
+    overlap: int = 1
+
+
+@dataclass
+class AddResult:
+    added: int = 0
+    replaced: int = 0
+    skipped: int = 0
+    empty: int = 0
+    units: int = 0
+    truncated: int = 0
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+class Index:
+    """The Python API under the CLI: ``Index.open(path).add(docs)``, ``.search(...)``."""
+
+    def __init__(self, path: Path, store: Store, encoder: Encoder | None = None):
+        self.path = path
+        self.store = store
+        self._encoder = encoder
+        self._vectors: VectorIndex | None = None
+        self._changed = False
+
+    # ---- opening -------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls, path: str | os.PathLike, *, model: str | None = None, pooling: str | None = None,
+        settings: IndexSettings | None = None,
+    ) -> Index:
+        path = Path(path)
+        settings = settings or IndexSettings()
+        if settings.unit not in UNIT_KINDS:
+            raise InputError(f"unknown unit {settings.unit!r}; choose from {', '.join(UNIT_KINDS)}")
+        if (path / STORE_FILE).exists():
+            raise InputError(f"an index already exists at {path}")
+        encoder = load_encoder(model, pooling)
+        check_factory(settings.faiss, encoder.dimension)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create index folder {path}: {exc.strerror}") from None
+        store = Store(path / STORE_FILE)
+        store.create_schema({
+            "model": model_name(encoder.path), "model_fingerprint": model_fingerprint(encoder.path),
+            "pooling": encoder.pooling, "dimension": encoder.dimension, "metric": "inner_product",
+            "max_seq_length": encoder.max_seq_length, **asdict(settings), "faiss_built": "Flat",
+            "vectors_file": None, "vectors_generation": 0, "vectors": 0, "units": 0,
+            "documents": 0,
+        })
+        return cls(path, store, encoder)
+
+    @classmethod
+    def open(
+        cls, path: str | os.PathLike, *, model: str | None = None, pooling: str | None = None,
+        verify: bool = True,
+    ) -> Index:
+        """Open an existing index; ``model``/``pooling``, when given, must match what built it."""
+        path = Path(path)
+        if not (path / STORE_FILE).exists():
+            raise IndexNotFoundError(
+                f"no index at {path}; create one with `semsearch index --index {path} FILES`")
+        index = cls(path, Store(path / STORE_FILE))
+        manifest = index.manifest
+        if manifest.get("format_version", 0) > FORMAT_VERSION:
+            raise IndexMismatchError(
+                f"{path} was written by a newer semsearch (format {manifest['format_version']});"
+                " upgrade semsearch to read it")
+        if model is not None:
+            fingerprint = model_fingerprint(resolve_model_path(model))
+            if fingerprint != manifest["model_fingerprint"]:
+                raise IndexMismatchError(
+                    f"{path} was built with model {manifest['model']}, not {model}; query it with"
+                    " the same model or index into a new --index")
+        if pooling is not None and pooling != manifest["pooling"]:
+            raise IndexMismatchError(
+                f"{path} was built with {manifest['pooling']} pooling, not {pooling}")
+        if verify:
+            index.verify()
+        return index
+
+    @classmethod
+    def open_or_create(
+        cls, path: str | os.PathLike, *, model: str | None = None, pooling: str | None = None,
+        **settings,
+    ) -> Index:
+        """Open the index at ``path``, or create it; ``settings`` given (not None) must match."""
+        given = {key: value for key, value in settings.items() if value is not None}
+        if not (Path(path) / STORE_FILE).exists():
+            return cls.create(path, model=model, pooling=pooling, settings=IndexSettings(**given))
+        index = cls.open(path, model=model, pooling=pooling)
+        built = {key: index.manifest[key] for key in asdict(IndexSettings())}
+        clash = {key: value for key, value in given.items() if built[key] != value}
+        if clash:
+            raise IndexMismatchError(
+                f"{path} was built with {built}; {clash} would need a new index")
+        return index
+
+    @property
+    def manifest(self) -> dict:
+        return self.store.manifest()
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            manifest = self.manifest
+            encoder = load_encoder(manifest["model"], manifest["pooling"])
+            if model_fingerprint(encoder.path) != manifest["model_fingerprint"]:
+                raise IndexMismatchError(
+                    f"the model at {encoder.path} has changed since {self.path} was built;"
+                    " rebuild the index or restore the model")
+            self._encoder = encoder
+        return self._encoder
+
+    @property
+    def vectors(self) -> VectorIndex:
+        if self._vectors is None:
+            self._vectors = self._load_vectors()
+        return self._vectors
+
+    def _load_vectors(self) -> VectorIndex:
+        for attempt in range(3):  # a writer may swap the file between our manifest read and load
+            manifest = self.manifest
+            if manifest["vectors_file"] is None:
+                return VectorIndex.empty(manifest["dimension"])
+            try:
+                return VectorIndex.load(self.path / manifest["vectors_file"],
+                                        manifest["faiss_built"])
+            except CorruptIndexError:
+                if attempt == 2 or self.manifest["vectors_file"] == manifest["vectors_file"]:
+                    raise
+        raise AssertionError("unreachable")
+
+    def verify(self) -> None:
+        """A cheap check on open: the store and the vectors agree on their counts."""
+        with self.store.db.atomic():
+            units = self.store.count("units")
+        vectors = self.vectors
+        if vectors.ntotal != units or vectors.dimension != self.manifest["dimension"]:
+            raise CorruptIndexError(
+                f"{self.path}: the store has {units} units but the vector file holds"
+                f" {vectors.ntotal} vectors; run `semsearch check --repair --index {self.path}`")
+
+    # ---- writing -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _writing(self, timeout: float = 0.0):
+        """Exclusive writer lock plus one open transaction; rolled back on any error."""
+        import fcntl
+
+        try:
+            handle = (self.path / LOCK_FILE).open("a")
+        except OSError as exc:
+            raise InputError(f"cannot write to {self.path}: {exc.strerror}") from None
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    handle.close()
+                    raise IndexBusyError(
+                        f"another process is writing to {self.path}; wait for it to finish")
+                time.sleep(0.2)
+        try:
+            self._vectors = None  # reload what the last writer committed
+            self._remove_orphans()
+            self._changed = False
+            self.store.db.begin()
+            yield
+            self._commit()
+        except BaseException:
+            self.store.db.rollback()
+            self._vectors = None
+            raise
+        finally:
+            handle.close()
+
+    def _remove_orphans(self) -> None:
+        """Vector files left by a run that died before its commit."""
+        current = self.manifest["vectors_file"]
+        for file in self.path.glob("vectors.*.faiss*"):
+            if file.name != current:
+                file.unlink(missing_ok=True)
+
+    def _commit(self) -> None:
+        if not self._changed:
+            self.store.db.commit()
+            return
+        self._changed = False
+        manifest = self.manifest
+        vectors = self.vectors
+        target = target_factory(manifest["faiss"], vectors.factory, vectors.ntotal,
+                                vectors.dimension)
+        if target != vectors.factory:
+            vectors.rebuild(target)
+        generation = manifest["vectors_generation"] + 1
+        name = f"vectors.{generation}.faiss"
+        try:
+            vectors.save(self.path / name)
+        except (OSError, RuntimeError) as exc:
+            raise InputError(f"cannot write vectors to {self.path}: {exc}") from None
+        self.store.set_manifest({
+            "vectors_file": name, "vectors_generation": generation, "faiss_built": vectors.factory,
+            "vectors": vectors.ntotal, "units": self.store.count("units"),
+            "documents": self.store.count("documents"),
+        })
+        self.store.db.commit()
+        if manifest["vectors_file"]:
+            (self.path / manifest["vectors_file"]).unlink(missing_ok=True)
+
+    def add(
+        self, documents: Iterable[Document], *, batch_size: int = 32,
+        progress: Callable[[int], None] | None = None, commit_seconds: float = 60.0,
+        warn: Callable[[str], None] | None = None,
+    ) -> AddResult:
+        """Add or replace documents; unchanged ones (same content hash) are skipped.
+
+        Work is committed every ``commit_seconds``, so an interrupted run keeps what it did and
+        a re-run carries on where it stopped. ``progress`` is called with each chunk's doc count.
+        """
+        result = AddResult()
+        started = time.monotonic()
+        manifest = self.manifest
+        encoder = self.encoder
+        limit = encoder.max_seq_length - 2
+        token_counts = encoder.token_counts
+        with self._writing():
+            last_commit = time.monotonic()
+            next_id = manifest["next_unit_id"]
+            for chunk in _chunks(documents, DOCS_PER_CHUNK):
+                chunk = list({doc.id: doc for doc in chunk}.values())
+                known = self.store.content_hashes([doc.id for doc in chunk])
+                fresh, spans = [], []
+                for doc in chunk:
+                    if known.get(doc.id) == doc.content_hash:
+                        result.skipped += 1
+                        continue
+                    doc_spans = unit_spans(doc.text, manifest["unit"], token_counts,
+                                           min(manifest["passage_tokens"], limit)
+                                           if manifest["unit"] == "passage" else limit,
+                                           manifest["overlap"])
+                    if not doc_spans:
+                        result.empty += 1
+                        if warn:
+                            warn(f"{doc.id}: skipped, no text")
+                        continue
+                    fresh.append(doc)
+                    spans.append(doc_spans)
+                texts = [doc.text[a:b] for doc, s in zip(fresh, spans, strict=False) for a, b in s]
+                result.truncated += encoder.count_truncated(texts)
+                embeddings = encoder.encode(texts, batch_size=batch_size)
+                replaced = [doc.id for doc in fresh if doc.id in known]
+                self.vectors.remove(self.store.delete_documents(replaced))
+                ids = self.store.add_documents(fresh, spans, next_id)
+                self._changed = self._changed or bool(fresh)
+                self.vectors.add(np.array(ids, dtype=np.int64), embeddings)
+                next_id += len(ids)
+                self.store.set_manifest({"next_unit_id": next_id})
+                result.replaced += len(replaced)
+                result.added += len(fresh) - len(replaced)
+                result.units += len(ids)
+                if progress:
+                    progress(len(chunk))
+                if time.monotonic() - last_commit >= commit_seconds:
+                    self._commit()
+                    self.store.db.begin()
+                    last_commit = time.monotonic()
+        result.seconds = time.monotonic() - started
+        return result
+
+    def remove(self, ids_or_sources: list[str]) -> int:
+        """Delete documents (by id, or by the file they came from) with their vectors."""
+        with self._writing():
+            doc_ids = self.store.document_ids_for_sources(ids_or_sources) if ids_or_sources else []
+            self.vectors.remove(self.store.delete_documents(doc_ids))
+            self._changed = bool(doc_ids)
+        return len(doc_ids)
+
+    # ---- checking ------------------------------------------------------------------------
+
+    def check(self, repair: bool = False, batch_size: int = 32) -> dict:
+        """Compare store, full-text index and vectors; with ``repair``, re-embed what is missing."""
+        report: dict = {"index": str(self.path), "store_ok": True, "fts_ok": self.store.fts_ok()}
+        report["store_ok"] = self.store.db.execute("pragma quick_check").fetchone()[0] == "ok"
+        try:
+            vectors = self._load_vectors()
+            report["vectors_file"] = "ok"
+        except CorruptIndexError as exc:
+            vectors = None
+            report["vectors_file"] = str(exc)
+        stored = self.store.unit_ids()
+        held = vectors.ids() if vectors is not None else np.zeros(0, dtype=np.int64)
+        missing, extra = np.setdiff1d(stored, held), np.setdiff1d(held, stored)
+        report.update(units=len(stored), vectors=len(held), missing=len(missing), extra=len(extra))
+        report["consistent"] = bool(
+            report["store_ok"] and report["fts_ok"] and vectors is not None
+            and not len(missing) and not len(extra))
+        if repair and not report["consistent"]:
+            if not report["store_ok"]:
+                raise CorruptIndexError(
+                    f"{self.path / STORE_FILE} is damaged; rebuild the index from your files")
+            with self._writing():
+                if vectors is None:
+                    vectors = VectorIndex.empty(self.manifest["dimension"])
+                self._vectors = vectors
+                self._changed = True
+                vectors.remove(extra)
+                for chunk in _chunks(self.store.unit_texts(missing), 4096):
+                    ids = np.array([unit_id for unit_id, _ in chunk], dtype=np.int64)
+                    texts = [text for _, text in chunk]
+                    vectors.add(ids, self.encoder.encode(texts, batch_size=batch_size))
+                if not report["fts_ok"]:
+                    self.store.rebuild_fts()
+            report["repaired"] = {"reembedded": len(missing), "removed": len(extra),
+                                  "fts_rebuilt": not report["fts_ok"]}
+            report["consistent"] = True
+        return report
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def search(self, queries: list[str] | str, **options):
+        """Nearest units (or documents) for each query; see :func:`semsearch.search.search`."""
+        from semsearch.search import search
+
+        return search(self, queries, **options)
+
+    def info(self) -> dict:
+        manifest = self.manifest
+        files = {file.name: file.stat().st_size for file in sorted(self.path.iterdir())
+                 if file.is_file()}
+        return {
+            "index": str(self.path), "documents": manifest["documents"],
+            "units": manifest["units"], "vectors": manifest["vectors"], "unit": manifest["unit"],
+            "model": manifest["model"], "model_fingerprint": manifest["model_fingerprint"],
+            "pooling": manifest["pooling"], "dimension": manifest["dimension"],
+            "metric": manifest["metric"], "faiss": manifest["faiss"],
+            "faiss_built": manifest["faiss_built"], "bytes": sum(files.values()), "files": files,
+            "created": manifest["created"],
+        }

@@ -1,0 +1,183 @@
+"""The SQLite document store: documents, their units, a full-text index and the manifest."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import sqlite_utils
+
+from semsearch.errors import CorruptIndexError, InputError
+from semsearch.ingest import Document, Span
+
+FORMAT_VERSION = 1
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Store:
+    """Documents and units in SQLite (WAL); unit ids are the vector ids in FAISS."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.db = sqlite_utils.Database(sqlite3.connect(path, timeout=30))
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.DatabaseError as exc:
+            raise CorruptIndexError(f"{path} is not a semsearch store ({exc})") from None
+
+    def create_schema(self, manifest: dict) -> None:
+        with self.db.atomic():
+            self.db["documents"].create(
+                {"id": str, "source": str, "title": str, "text": str, "metadata": str,
+                 "content_hash": str, "created": str, "updated": str},
+                pk="id",
+            )
+            self.db["units"].create(
+                {"id": int, "document_id": str, "ordinal": int, "text": str,
+                 "char_start": int, "char_end": int},
+                pk="id", foreign_keys=[("document_id", "documents", "id")],
+            )
+            self.db["units"].create_index(["document_id", "ordinal"], unique=True)
+            self.db["units"].enable_fts(["text"], tokenize="porter", create_triggers=True)
+            self.db["manifest"].create({"key": str, "value": str}, pk="key")
+            self.set_manifest({"format_version": FORMAT_VERSION, "created": _now(),
+                               "next_unit_id": 0, **manifest})
+
+    # ---- manifest ------------------------------------------------------------------------
+
+    def manifest(self) -> dict:
+        try:
+            rows = self.db.execute("select key, value from manifest").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise CorruptIndexError(f"{self.path} is not a semsearch store ({exc})") from None
+        return {key: json.loads(value) for key, value in rows}
+
+    def set_manifest(self, values: dict) -> None:
+        self.db["manifest"].upsert_all(
+            [{"key": key, "value": json.dumps(value)} for key, value in values.items()], pk="key"
+        )
+
+    # ---- writes (callers wrap them in ``db.atomic()``) --------------------------------------
+
+    def content_hashes(self, ids: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(self.db.execute(
+                f"select id, content_hash from documents where id in ({marks})", chunk
+            ).fetchall())
+        return found
+
+    def add_documents(
+        self, documents: list[Document], spans: list[list[Span]], first_id: int
+    ) -> list[int]:
+        """Insert documents and their units with consecutive ids from ``first_id``."""
+        now = _now()
+        self.db["documents"].insert_all(
+            ({"id": doc.id, "source": doc.source, "title": doc.title, "text": doc.text,
+              "metadata": json.dumps(doc.metadata, ensure_ascii=False),
+              "content_hash": doc.content_hash, "created": now, "updated": now}
+             for doc in documents),
+            batch_size=200,
+        )
+        unit_ids: list[int] = []
+        rows = []
+        for doc, doc_spans in zip(documents, spans, strict=False):
+            for ordinal, (start, end) in enumerate(doc_spans):
+                unit_id = first_id + len(unit_ids)
+                unit_ids.append(unit_id)
+                rows.append({"id": unit_id, "document_id": doc.id, "ordinal": ordinal,
+                             "text": doc.text[start:end], "char_start": start, "char_end": end})
+        self.db["units"].insert_all(rows, batch_size=1000)
+        return unit_ids
+
+    def delete_documents(self, ids: list[str]) -> np.ndarray:
+        """Delete documents with their units (the FTS triggers follow); return the unit ids."""
+        removed = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            removed += [row[0] for row in self.db.execute(
+                f"select id from units where document_id in ({marks})", chunk)]
+            self.db.execute(f"delete from units where document_id in ({marks})", chunk)
+            self.db.execute(f"delete from documents where id in ({marks})", chunk)
+        return np.array(removed, dtype=np.int64)
+
+    # ---- reads ---------------------------------------------------------------------------
+
+    def count(self, table: str) -> int:
+        return self.db.execute(f"select count(*) from [{table}]").fetchone()[0]
+
+    def unit_ids(self) -> np.ndarray:
+        return np.array([row[0] for row in self.db.execute("select id from units")], dtype=np.int64)
+
+    def unit_texts(self, ids: Iterable[int]) -> Iterator[tuple[int, str]]:
+        ids = [int(i) for i in ids]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            yield from self.db.execute(
+                f"select id, text from units where id in ({marks}) order by id", chunk)
+
+    def document_ids_for_sources(self, sources: list[str]) -> list[str]:
+        marks = ",".join("?" * len(sources))
+        return [row[0] for row in self.db.execute(
+            f"select id from documents where source in ({marks}) or id in ({marks})",
+            sources + sources)]
+
+    def filtered_unit_ids(self, where: dict[str, str]) -> np.ndarray:
+        """Units whose document metadata matches every ``key=value`` (compared as text)."""
+        clauses, params = [], []
+        for key, value in where.items():
+            if not _FIELD_NAME.match(key):
+                raise InputError(f"--where: invalid field name {key!r}")
+            clauses.append("cast(json_extract(d.metadata, ?) as text) = ?")
+            params += [f'$."{key}"', value]
+        sql = ("select u.id from units u join documents d on d.id = u.document_id where "
+               + " and ".join(clauses))
+        return np.array([row[0] for row in self.db.execute(sql, params)], dtype=np.int64)
+
+    def hits(self, ids: list[int]) -> dict[int, dict]:
+        """Unit rows joined with their document, keyed by unit id."""
+        marks = ",".join("?" * len(ids))
+        cursor = self.db.execute(
+            "select u.id, u.document_id, u.ordinal, u.text, u.char_start, u.char_end,"
+            " d.title, d.source, d.metadata from units u join documents d on d.id = u.document_id"
+            f" where u.id in ({marks})", [int(i) for i in ids])
+        columns = [c[0] for c in cursor.description]
+        rows = {}
+        for values in cursor:
+            row = dict(zip(columns, values, strict=False))
+            row["metadata"] = json.loads(row["metadata"] or "{}")
+            rows[row.pop("id")] = row
+        return rows
+
+    def neighbours(self, document_id: str, ordinal: int, radius: int) -> list[tuple[int, str]]:
+        return self.db.execute(
+            "select ordinal, text from units where document_id = ? and ordinal between ? and ?"
+            " and ordinal != ? order by ordinal",
+            [document_id, ordinal - radius, ordinal + radius, ordinal]).fetchall()
+
+    def fts_ok(self) -> bool:
+        try:
+            self.db.execute("insert into units_fts(units_fts) values('integrity-check')")
+            return True
+        except sqlite3.DatabaseError:
+            return False
+
+    def rebuild_fts(self) -> None:
+        self.db.execute("insert into units_fts(units_fts) values('rebuild')")
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*"))
