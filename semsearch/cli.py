@@ -74,6 +74,9 @@ def cli():
               help="Token budget of a passage (--unit passage). Default: 128.")
 @click.option("--overlap", type=click.IntRange(0), default=None,
               help="Sentences shared by consecutive passages. Default: 1.")
+@click.option("--chunk/--no-chunk", default=None,
+              help="With --unit document: split documents longer than the model's limit into"
+                   " several units (default), or embed each whole, truncated.")
 @click.option("--faiss", "faiss_factory", default=None, metavar="FACTORY",
               help="FAISS factory string (Flat, HNSW32, IVF1024,SQ8 ...). Default: auto (exact"
                    " below 100k units, IVF above).")
@@ -87,8 +90,8 @@ def cli():
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of inputs.")
 @batch_option
 @json_option
-def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, faiss_factory, glob,
-          fmt, text_field, id_field, title_field, encoding, batch_size, as_json):
+def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chunk, faiss_factory,
+          glob, fmt, text_field, id_field, title_field, encoding, batch_size, as_json):
     """Add files, folders (recursively) or - (stdin) to an index.
 
     Unchanged documents are skipped, changed ones replaced. Formats: .txt, .md, .html,
@@ -106,7 +109,8 @@ def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, fais
         _warn(message)
 
     idx = Index.open_or_create(path, model=model, pooling=pooling, unit=unit,
-                               faiss=faiss_factory, passage_tokens=passage_tokens, overlap=overlap)
+                               faiss=faiss_factory, passage_tokens=passage_tokens, overlap=overlap,
+                               chunk=chunk)
     documents = read_documents(paths, options, warn)
     with tqdm(desc="indexing", unit="doc", disable=None, file=sys.stderr) as bar:
         result = idx.add(documents, batch_size=batch_size, progress=bar.update, warn=warn)
@@ -294,11 +298,13 @@ def eval_sts(file, model, pooling, batch_size, as_json):
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @click.option("--split", default="test", show_default=True, help="qrels/<split>.tsv to use.")
 @click.option("--unit", type=click.Choice(UNIT_KINDS), default="document", show_default=True)
+@click.option("--chunk/--no-chunk", default=True, show_default=True,
+              help="Split long documents into several units (scored by the best one).")
 @model_option
 @pooling_option
 @batch_option
 @json_option
-def eval_retrieval(folder, split, unit, model, pooling, batch_size, as_json):
+def eval_retrieval(folder, split, unit, chunk, model, pooling, batch_size, as_json):
     """nDCG@10, MRR@10 and Recall@100 on a BEIR folder (corpus, queries, qrels)."""
     from tqdm import tqdm
 
@@ -306,7 +312,7 @@ def eval_retrieval(folder, split, unit, model, pooling, batch_size, as_json):
 
     with tqdm(desc="indexing corpus", unit="doc", disable=None, file=sys.stderr) as bar:
         result = evaluate_retrieval(folder, split=split, model=model, pooling=pooling, unit=unit,
-                                    batch_size=batch_size, progress=bar.update)
+                                    chunk=chunk, batch_size=batch_size, progress=bar.update)
     if as_json:
         _print_json(result)
     else:

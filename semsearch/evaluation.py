@@ -100,7 +100,7 @@ def retrieval_metrics(rankings: dict[str, list[str]], qrels: dict[str, dict[str,
 
 def evaluate_retrieval(
     folder: str | Path, *, split: str = "test", model: str | None = None,
-    pooling: str | None = None, unit: str = "document", batch_size: int = 32,
+    pooling: str | None = None, unit: str = "document", chunk: bool = True, batch_size: int = 32,
     progress: Callable[[int], None] | None = None,
 ) -> dict:
     """Index the corpus into a temporary index (the same path as ``semsearch index``) and rank
@@ -110,7 +110,7 @@ def evaluate_retrieval(
         raise InputError(f"{folder}: no queries have judgements in qrels/{split}.tsv")
     with tempfile.TemporaryDirectory(prefix="semsearch-eval-") as tmp:
         index = Index.create(Path(tmp) / "index", model=model, pooling=pooling,
-                             settings=IndexSettings(unit=unit))
+                             settings=IndexSettings(unit=unit, chunk=chunk))
         index.add(documents, batch_size=batch_size, progress=progress)
         query_ids = list(queries)
         results = index.search([queries[q] for q in query_ids], k=100, by_document=True)
@@ -118,5 +118,5 @@ def evaluate_retrieval(
         manifest = index.manifest
         index.store.db.close()
     return {"folder": str(folder), "split": split, "documents": len(documents),
-            "model": manifest["model"], "pooling": manifest["pooling"], "unit": unit,
+            "model": manifest["model"], "pooling": manifest["pooling"], "unit": unit, "chunk": chunk,
             **retrieval_metrics(rankings, qrels)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -38,7 +39,7 @@ from semsearch.vectors import AUTO, VectorIndex, check_factory, target_factory
 
 STORE_FILE = "store.db"
 LOCK_FILE = "write.lock"
-DOCS_PER_CHUNK = 256
+DOCS_PER_CHUNK = 1024
 
 
 def indexes_home() -> Path:
@@ -62,6 +63,7 @@ class IndexSettings:
     faiss: str = AUTO
     passage_tokens: int = 128
     overlap: int = 1
+    chunk: bool = True  # split documents longer than the model's limit (else truncate)
 
 
 @dataclass
@@ -296,6 +298,8 @@ class Index:
         manifest = self.manifest
         encoder = self.encoder
         limit = encoder.max_seq_length - 2
+        budget = {"passage": min(manifest["passage_tokens"], limit),
+                  "document": limit if manifest["chunk"] else sys.maxsize}.get(manifest["unit"])
         token_counts = encoder.token_counts
         with self._writing():
             last_commit = time.monotonic()
@@ -309,9 +313,7 @@ class Index:
                         result.skipped += 1
                         continue
                     doc_spans = unit_spans(doc.text, manifest["unit"], token_counts,
-                                           min(manifest["passage_tokens"], limit)
-                                           if manifest["unit"] == "passage" else limit,
-                                           manifest["overlap"])
+                                           budget, manifest["overlap"])
                     if not doc_spans:
                         result.empty += 1
                         if warn:

@@ -246,7 +246,7 @@ def pack_spans(spans: list[Span], tokens: np.ndarray, max_tokens: int, overlap: 
 
 def unit_spans(
     text: str, unit: str, token_counts: Callable[[list[str]], np.ndarray],
-    max_tokens: int, overlap: int,
+    max_tokens: int | None, overlap: int,
 ) -> list[Span]:
     """Character spans of the units of one text (``sentence``, ``passage`` or ``document``)."""
     sentences = sentence_spans(text)
@@ -254,7 +254,7 @@ def unit_spans(
         return sentences
     if unit == "document":
         whole = (sentences[0][0], sentences[-1][1])
-        if int(token_counts([text[whole[0]:whole[1]]])[0]) <= max_tokens:
+        if max_tokens == sys.maxsize or token_counts([text[slice(*whole)]])[0] <= max_tokens:
             return [whole]
         overlap = 0
     tokens = token_counts([text[a:b] for a, b in sentences])

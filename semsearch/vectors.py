@@ -56,7 +56,7 @@ def target_factory(setting: str, built: str, count: int, dimension: int) -> str:
 
 
 class VectorIndex:
-    """Inner product over unit-length vectors (= cosine), in a FAISS IndexIDMap2."""
+    """Inner product over unit-length vectors (= cosine), keyed by unit id."""
 
     def __init__(self, index: faiss.Index, factory: str):
         self.index = index
@@ -65,8 +65,10 @@ class VectorIndex:
 
     @classmethod
     def empty(cls, dimension: int, factory: str = "Flat") -> VectorIndex:
-        inner = faiss.index_factory(dimension, factory, faiss.METRIC_INNER_PRODUCT)
-        return cls(faiss.IndexIDMap2(inner), factory)
+        index = faiss.index_factory(dimension, factory, faiss.METRIC_INNER_PRODUCT)
+        if _ivf_of(index) is None:  # IVF keeps ids itself; IDMap2 would break its removals
+            index = faiss.IndexIDMap2(index)
+        return cls(index, factory)
 
     @classmethod
     def load(cls, path: Path, factory: str) -> VectorIndex:
@@ -104,7 +106,12 @@ class VectorIndex:
         return self.index.ntotal
 
     def ids(self) -> np.ndarray:
-        return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        if hasattr(self.index, "id_map"):
+            return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        lists = _ivf_of(self.index).invlists
+        return np.concatenate([np.zeros(0, np.int64)] + [
+            faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+            for i in range(lists.nlist) if lists.list_size(i)])
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         return np.vstack([self.index.reconstruct(int(i)) for i in ids]) if len(ids) else (

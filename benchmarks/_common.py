@@ -1,0 +1,26 @@
+"""Shared helpers for the benchmark scripts: a results table on stdout and optional JSON."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+
+def report(title: str, rows: list[dict], json_path: str | None, extra: dict | None = None) -> None:
+    columns = list(rows[0])
+    widths = {c: max(len(c), *(len(_fmt(r[c])) for r in rows)) for c in columns}
+    print(f"\n{title}")
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    print("  ".join("-" * widths[c] for c in columns))
+    for row in rows:
+        print("  ".join(_fmt(row[c]).ljust(widths[c]) for c in columns))
+    if json_path:
+        payload = {"benchmark": title, "machine": platform.processor() or platform.machine(),
+                   "rows": rows, **(extra or {})}
+        Path(json_path).write_text(json.dumps(payload, indent=2))
+        print(f"\nwrote {json_path}")
+
+
+def _fmt(value) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else str(value)

@@ -1,0 +1,78 @@
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import semsearch  # noqa: F401  (offline environment before torch/faiss)
+from semsearch.cli import cli
+from semsearch.encoder import default_model_path, load_encoder
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    """The default model, loaded once for the whole session (the CLI reuses this copy)."""
+    return load_encoder()
+
+
+@pytest.fixture(autouse=True)
+def indexes_home(tmp_path, monkeypatch):
+    home = tmp_path / "indexes"
+    monkeypatch.setenv("SEMSEARCH_INDEXES", str(home))
+    return home
+
+
+@pytest.fixture
+def run(encoder):
+    """Invoke the CLI in-process; fail the test on an unexpected exit code."""
+
+    def invoke(*args, input=None, expect=0):
+        result = CliRunner().invoke(cli, [str(a) for a in args], input=input,
+                                    catch_exceptions=False)
+        assert result.exit_code == expect, result.output + result.stderr
+        return result
+
+    return invoke
+
+
+@pytest.fixture
+def run_json(run):
+    def invoke(*args, **kwargs):
+        return json.loads(run(*args, "--json", **kwargs).stdout)
+
+    return invoke
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "pets.txt").write_text(
+        "Cats sleep for most of the day.\nDogs need a walk every morning.\n\n"
+        "A parrot can learn to repeat words.")
+    (folder / "space.md").write_text(
+        "# Space\n\nThe Moon orbits the Earth. Mars is called the red planet.\n\n"
+        "Astronauts live on the International Space Station.")
+    (folder / "food.html").write_text(
+        "<html><head><title>Kitchen</title><script>var secret = 'hidden';</script></head>"
+        "<body><p>Bake the bread in a hot oven.</p><p>Boil pasta in salted water.</p></body></html>")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory, encoder):
+    """A small random BERT folder (no sentence-transformers config): another model, dim 32."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=encoder.tokenizer.vocab_size, hidden_size=32,
+                        num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    BertModel(config).save_pretrained(folder, safe_serialization=True)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(default_model_path() / name, folder / name)
+    return folder
