@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import time
 
-import semsearch  # noqa: F401  (offline environment)
 from _common import report
+
+import semsearch  # noqa: F401  (offline environment)
 from semsearch.encoder import load_encoder
 from semsearch.evaluation import evaluate_retrieval, read_beir
 
@@ -29,7 +30,7 @@ def plain_sentence_transformers(folder: str, split: str) -> dict:
         queries=queries, corpus={doc.id: doc.text for doc in documents},
         relevant_docs={q: relevant[q] for q in queries}, ndcg_at_k=[10], mrr_at_k=[10],
         accuracy_at_k=[1], precision_recall_at_k=[100], map_at_k=[10], batch_size=32,
-        name="plain", write_csv=False, similarity_fn_names=["cosine"],
+        name="plain", write_csv=False,
     )
     metrics = evaluator(load_encoder().model)
     return {"ndcg@10": round(100 * metrics["plain_cosine_ndcg@10"], 2),

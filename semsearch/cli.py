@@ -84,8 +84,9 @@ def cli():
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True,
               help="Input format; auto goes by file extension.")
 @click.option("--text-field", default="text", show_default=True, help="JSONL/CSV text field.")
-@click.option("--id-field", default=None, help="JSONL/CSV field holding a document id. Default: id or _id when"
-                   " present, else FILE#LINE.")
+@click.option("--id-field", default=None,
+              help="JSONL/CSV field holding a document id. Default: id or _id when present,"
+                   " else FILE#LINE.")
 @click.option("--title-field", default="title", show_default=True, help="JSONL/CSV title field.")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of inputs.")
 @batch_option
@@ -154,9 +155,9 @@ def query(queries, index_name, k, query_file, where, by_document, min_score, con
                          min_score=min_score, context=context)
     if as_json:
         _print_json([{"query": q, "hits": [hit.to_dict() for hit in hits]}
-                     for q, hits in zip(queries, results, strict=False)])
+                     for q, hits in zip(queries, results, strict=True)])
         return
-    for number, (text, hits) in enumerate(zip(queries, results, strict=False)):
+    for number, (text, hits) in enumerate(zip(queries, results, strict=True)):
         if number:
             click.echo()
         _print_hits(text, hits, idx.manifest["unit"])
@@ -174,14 +175,13 @@ def _print_hits(text: str, hits, unit: str) -> None:
     table.add_column(unit)
     table.add_column("document")
     for hit in hits:
+        lines = [(hit.ordinal, " ".join(hit.text.split()), "bold" if hit.context else "")]
+        lines += [(c["ordinal"], f"[{c['ordinal'] - hit.ordinal:+d}] {' '.join(c['text'].split())}",
+                   "dim") for c in hit.context]
         cell = Text()
-        before = [c["text"] for c in hit.context if c["ordinal"] < hit.ordinal]
-        after = [c["text"] for c in hit.context if c["ordinal"] > hit.ordinal]
-        if before:
-            cell.append(" ".join(before) + " ", style="dim")
-        cell.append(" ".join(hit.text.split()), style="bold" if hit.context else "")
-        if after:
-            cell.append(" " + " ".join(after), style="dim")
+        for _, line, style in sorted(lines):
+            cell.append(line + "\n", style=style)
+        cell.rstrip()
         where = f"{hit.title or Path(hit.document_id).name}\n{unit} {hit.ordinal + 1}"
         table.add_row(str(hit.rank), f"{hit.score:.3f}", cell, where)
     console = Console(soft_wrap=False)

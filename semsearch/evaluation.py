@@ -1,4 +1,4 @@
-"""Evaluation: STS (Spearman of cosine vs gold) and BEIR-style retrieval (nDCG@10, MRR@10, R@100)."""
+"""Evaluation: STS (Spearman of cosine vs gold) and BEIR retrieval (nDCG@10, MRR@10, R@100)."""
 
 from __future__ import annotations
 
@@ -66,10 +66,9 @@ def read_beir(folder: str | Path, split: str) -> tuple[list[Document], dict[str,
             for row in csv.reader(handle, delimiter="\t"):
                 if len(row) >= 3 and row[2].lstrip("-").isdigit():
                     qrels[row[0]][row[1]] = int(row[2])
-        corpus = [json.loads(line) for line in open(folder / "corpus.jsonl", encoding="utf-8")
-                  if line.strip()]
-        queries = {str(q["_id"]): q["text"] for q in map(json.loads, open(
-            folder / "queries.jsonl", encoding="utf-8")) if str(q["_id"]) in qrels}
+        corpus = _read_jsonl(folder / "corpus.jsonl")
+        queries = {str(q["_id"]): q["text"] for q in _read_jsonl(folder / "queries.jsonl")
+                   if str(q["_id"]) in qrels}
     except (OSError, ValueError, KeyError) as exc:
         raise InputError(f"cannot read BEIR folder {folder} (split {split}): {exc}") from None
     documents = [
@@ -78,6 +77,11 @@ def read_beir(folder: str | Path, split: str) -> tuple[list[Document], dict[str,
         for doc in corpus
     ]
     return documents, queries, dict(qrels)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
 
 
 def retrieval_metrics(rankings: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict:
@@ -94,7 +98,8 @@ def retrieval_metrics(rankings: dict[str, list[str]], qrels: dict[str, dict[str,
                          if doc in relevant), 0.0))
         recall.append(len(set(ranking[:100]) & relevant.keys()) / len(relevant) if relevant else 0)
     count = max(len(rankings), 1)
-    return {"ndcg@10": round(100 * sum(ndcg) / count, 2), "mrr@10": round(100 * sum(mrr) / count, 2),
+    return {"ndcg@10": round(100 * sum(ndcg) / count, 2),
+            "mrr@10": round(100 * sum(mrr) / count, 2),
             "recall@100": round(100 * sum(recall) / count, 2), "queries": len(rankings)}
 
 
@@ -114,9 +119,11 @@ def evaluate_retrieval(
         index.add(documents, batch_size=batch_size, progress=progress)
         query_ids = list(queries)
         results = index.search([queries[q] for q in query_ids], k=100, by_document=True)
-        rankings = {q: [hit.document_id for hit in hits] for q, hits in zip(query_ids, results, strict=False)}
+        rankings = {q: [hit.document_id for hit in hits]
+                    for q, hits in zip(query_ids, results, strict=True)}
         manifest = index.manifest
         index.store.db.close()
     return {"folder": str(folder), "split": split, "documents": len(documents),
-            "model": manifest["model"], "pooling": manifest["pooling"], "unit": unit, "chunk": chunk,
+            "model": manifest["model"], "pooling": manifest["pooling"], "unit": unit,
+            "chunk": chunk,
             **retrieval_metrics(rankings, qrels)}

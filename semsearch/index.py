@@ -47,7 +47,8 @@ def indexes_home() -> Path:
 
 
 def resolve_index_path(name_or_path: str | os.PathLike | None) -> Path:
-    """A bare name lives under ``indexes/``; anything with a slash (or an existing index) is a path."""
+    """A bare name lives under ``indexes/``; anything with a slash, or an existing index, is a
+    path."""
     value = str(name_or_path or "default")
     path = Path(value).expanduser()
     if "/" in value or os.sep in value or (path / STORE_FILE).exists():
@@ -234,7 +235,8 @@ class Index:
                 if time.monotonic() >= deadline:
                     handle.close()
                     raise IndexBusyError(
-                        f"another process is writing to {self.path}; wait for it to finish")
+                        f"another process is writing to {self.path}; wait for it to finish"
+                    ) from None
                 time.sleep(0.2)
         try:
             self._vectors = None  # reload what the last writer committed
@@ -294,9 +296,9 @@ class Index:
         a re-run carries on where it stopped. ``progress`` is called with each chunk's doc count.
         """
         result = AddResult()
-        started = time.monotonic()
         manifest = self.manifest
         encoder = self.encoder
+        started = time.monotonic()
         limit = encoder.max_seq_length - 2
         budget = {"passage": min(manifest["passage_tokens"], limit),
                   "document": limit if manifest["chunk"] else sys.maxsize}.get(manifest["unit"])
@@ -321,7 +323,7 @@ class Index:
                         continue
                     fresh.append(doc)
                     spans.append(doc_spans)
-                texts = [doc.text[a:b] for doc, s in zip(fresh, spans, strict=False) for a, b in s]
+                texts = [doc.text[a:b] for doc, s in zip(fresh, spans, strict=True) for a, b in s]
                 result.truncated += encoder.count_truncated(texts)
                 embeddings = encoder.encode(texts, batch_size=batch_size)
                 replaced = [doc.id for doc in fresh if doc.id in known]

@@ -153,7 +153,8 @@ def parse_bytes(
     text = _decode(data, source, options.encoding)
     fmt = _format_of(source, options.format)
     if fmt in {"jsonl", "csv", "tsv"}:
-        yield from _record_documents(_records(text, fmt, source, warn), doc_id, source, options, warn)
+        records = _records(text, fmt, source, warn)
+        yield from _record_documents(records, doc_id, source, options, warn)
         return
     title = ""
     if fmt == "html":
@@ -180,7 +181,7 @@ def _files(path: Path, pattern: str | None) -> Iterator[Path]:
 def read_documents(
     inputs: Iterable[str], options: ReadOptions, warn: Warn, stdin=None
 ) -> Iterator[Document]:
-    """Yield documents from files, folders (recursive) and ``-`` (stdin), warning on what is skipped."""
+    """Documents from files, folders (recursively) and ``-`` (stdin); skipped files are warned."""
     for item in inputs:
         if item == "-":
             data = (stdin or sys.stdin.buffer).read()

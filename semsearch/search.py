@@ -66,7 +66,7 @@ def search(
         fetch = min(k * (5 if by_document else 1), available)
         while True:
             scores, ids = vectors.search(query_vector[None, :], fetch, subset, nprobe)
-            ranked = [(float(s), int(i)) for s, i in zip(scores[0], ids[0], strict=False) if i >= 0]
+            ranked = [(float(s), int(i)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
             rows = index.store.hits([i for _, i in ranked])
             if by_document:
                 ranked = _best_per_document(ranked, rows)

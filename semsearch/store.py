@@ -93,7 +93,7 @@ class Store:
         )
         unit_ids: list[int] = []
         rows = []
-        for doc, doc_spans in zip(documents, spans, strict=False):
+        for doc, doc_spans in zip(documents, spans, strict=True):
             for ordinal, (start, end) in enumerate(doc_spans):
                 unit_id = first_id + len(unit_ids)
                 unit_ids.append(unit_id)
@@ -158,7 +158,7 @@ class Store:
         columns = [c[0] for c in cursor.description]
         rows = {}
         for values in cursor:
-            row = dict(zip(columns, values, strict=False))
+            row = dict(zip(columns, values, strict=True))
             row["metadata"] = json.loads(row["metadata"] or "{}")
             rows[row.pop("id")] = row
         return rows

@@ -58,7 +58,8 @@ def corpus(tmp_path):
         "Astronauts live on the International Space Station.")
     (folder / "food.html").write_text(
         "<html><head><title>Kitchen</title><script>var secret = 'hidden';</script></head>"
-        "<body><p>Bake the bread in a hot oven.</p><p>Boil pasta in salted water.</p></body></html>")
+        "<body><p>Bake the bread in a hot oven.</p><p>Boil pasta in salted water.</p>"
+        "</body></html>")
     return folder
 
 
