@@ -10,7 +10,7 @@ import click
 
 import semsearch  # noqa: F401  (sets the offline environment first)
 from semsearch.encoder import POOLING_MODES
-from semsearch.errors import SemsearchError
+from semsearch.errors import InputError, SemsearchError
 from semsearch.index import Index, indexes_home, resolve_index_path
 from semsearch.ingest import FORMATS, UNIT_KINDS, ReadOptions, read_documents
 from semsearch.search import parse_where
@@ -115,6 +115,8 @@ def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chun
     documents = read_documents(paths, options, warn)
     with tqdm(desc="indexing", unit="doc", disable=None, file=sys.stderr) as bar:
         result = idx.add(documents, batch_size=batch_size, progress=bar.update, warn=warn)
+    if not (result.added or result.replaced or result.skipped):
+        raise InputError(f"no documents found in {' '.join(paths)}; nothing was indexed")
     if result.truncated:
         warn(f"{result.truncated} units were longer than {idx.encoder.max_seq_length} tokens"
              " and were truncated (try --unit sentence or passage)")

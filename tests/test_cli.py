@@ -136,6 +136,18 @@ def test_missing_input_and_missing_index_are_one_line_errors(run, tmp_path):
     assert "no index at" in err and err.count("\n") == 1
 
 
+def test_empty_corpus_and_damaged_store_are_one_line_errors(run, tmp_path, indexes_home):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "blank.txt").write_text("   \n")
+    err = run("index", "-i", "demo", tmp_path / "empty", expect=1).stderr
+    assert "no documents found" in err
+    for leftover in (indexes_home / "demo").glob("store.db-*"):
+        leftover.unlink()
+    (indexes_home / "demo" / "store.db").write_bytes(b"this is not a database" * 100)
+    err = run("info", "-i", "demo", expect=1).stderr
+    assert "is not a semsearch store" in err and err.count("\n") == 1
+
+
 def test_truncated_vector_file_is_detected_and_repaired(run, run_json, corpus, indexes_home):
     run_json("index", "-i", "demo", corpus)
     before = run_json("query", "-i", "demo", "red planet", "-k", "3")
