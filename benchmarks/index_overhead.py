@@ -13,9 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import report
-
 import semsearch  # noqa: F401  (offline environment)
+from _common import report
 from semsearch.encoder import load_encoder
 from semsearch.evaluation import read_beir
 from semsearch.index import Index, IndexSettings

@@ -12,9 +12,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from _common import report
-
 import semsearch  # noqa: F401  (offline environment)
+from _common import report
 from semsearch.encoder import load_encoder
 from semsearch.evaluation import evaluate_retrieval, read_beir
 

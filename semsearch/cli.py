@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -321,3 +322,71 @@ def eval_retrieval(folder, split, unit, chunk, model, pooling, batch_size, as_js
         click.echo(f"{Path(folder).name} ({split}, {result['queries']} queries,"
                    f" {result['documents']} documents): nDCG@10 {result['ndcg@10']:.2f}"
                    f"  MRR@10 {result['mrr@10']:.2f}  Recall@100 {result['recall@100']:.2f}")
+
+
+@cli.command()
+@click.argument("data", type=click.Path(exists=True))
+@click.option("--output", "-o", required=True, type=click.Path(file_okay=False),
+              help="Folder for the trained model (checkpoints go in its checkpoints/).")
+@model_option
+@pooling_option
+@click.option("--loss", type=click.Choice(["auto", "cosent", "cosine", "angle", "mnrl"]),
+              default="auto", show_default=True,
+              help="auto: CoSENT for scored pairs, MultipleNegativesRankingLoss otherwise.")
+@click.option("--split", default="train", show_default=True, help="qrels split of a BEIR folder.")
+@click.option("--hold-out", type=click.FloatRange(0, 0.9), default=0.0, show_default=True,
+              help="Fraction of BEIR queries never trained on (a stable split by query id).")
+@click.option("--hard-negatives", type=click.IntRange(0), default=0, show_default=True,
+              help="Hard negatives per pair, mined from the corpus with the starting model.")
+@click.option("--dev", type=click.Path(exists=True), default=None,
+              help="STS file or BEIR folder scored after each epoch; the best checkpoint wins.")
+@click.option("--dev-split", default="dev", show_default=True, help="qrels split of --dev.")
+@click.option("--eval-steps", type=click.IntRange(1), default=None,
+              help="Evaluate (and checkpoint) every N steps instead of every epoch.")
+@click.option("--epochs", type=float, default=1, show_default=True)
+@click.option("--batch-size", default=32, show_default=True)
+@click.option("--lr", type=float, default=2e-5, show_default=True, help="Peak learning rate.")
+@click.option("--max-seq-length", type=click.IntRange(8), default=None,
+              help="Truncate training texts to this many tokens.")
+@click.option("--seed", default=42, show_default=True, help="Same seed, same model.")
+@click.option("--resume", is_flag=True, help="Carry on from the last checkpoint in --output.")
+@json_option
+def train(data, output, model, pooling, loss, split, hold_out, hard_negatives, dev, dev_split,
+          eval_steps, epochs, batch_size, lr, max_seq_length, seed, resume, as_json):
+    """Fine-tune the encoder on DATA (SBERT-style siamese training).
+
+    DATA is an STS file or CSV/JSONL of (sentence1, sentence2, score) pairs, CSV/JSONL of
+    (anchor, positive[, negative]), or a BEIR folder (queries paired with relevant documents).
+    The result is a model folder for --model.
+    """
+    try:
+        from semsearch.training import dev_evaluator, read_training_data
+        from semsearch.training import train as run_training
+    except ImportError as exc:
+        raise click.ClickException(
+            f"training needs extra packages ({exc.name}): pip install 'semsearch[train]'"
+        ) from None
+
+    examples = read_training_data(data, split=split, hold_out=hold_out)
+    evaluator = None
+    if dev:
+        same = Path(dev).resolve() == Path(data).resolve()
+        evaluator = dev_evaluator(dev, split=split if same else dev_split,
+                                  hold_out=hold_out if same else 0.0)
+
+    def report(scores: dict) -> None:
+        click.echo(f"epoch {scores['epoch']:.2f} (step {scores['step']}): dev"
+                   f" {evaluator.primary_metric} {100 * scores['score']:.2f}", err=True)
+
+    result = run_training(
+        examples, output, model=model, pooling=pooling, loss=loss, epochs=epochs,
+        batch_size=batch_size, lr=lr, max_seq_length=max_seq_length, seed=seed,
+        hard_negatives=hard_negatives, dev=evaluator, eval_steps=eval_steps, resume=resume,
+        progress=sys.stderr.isatty(), on_evaluate=report)
+    if as_json:
+        _print_json(asdict(result))
+    else:
+        best = f", best dev {100 * result.best_dev:.2f}" if result.best_dev is not None else ""
+        click.echo(f"trained on {result.examples} {examples.kind} with {result.loss} loss:"
+                   f" {result.steps} steps in {result.seconds:.0f}s{best}; model saved to"
+                   f" {result.output}")

@@ -17,8 +17,8 @@ import numpy as np
 from semsearch.errors import ModelError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-POOLING_MODES = ("mean", "cls", "max")
-# Module types a model folder may name: sentence-transformers' own, never custom code.
+POOLING_MODES = ("mean", "cls", "max", "attention")
+# Module types a model folder may name: sentence-transformers' own and semsearch's own.
 _TRUSTED_MODULE_PREFIX = "sentence_transformers."
 
 
@@ -73,8 +73,11 @@ def _check_model_folder(path: Path) -> bool:
         if not (path / "config.json").exists():
             raise ModelError(f"{path} is neither a sentence-transformers nor a BERT model folder")
         return False
+    from semsearch.pooling import OWN_MODULES
+
     for module in json.loads(modules_file.read_text()):
-        if not module.get("type", "").startswith(_TRUSTED_MODULE_PREFIX):
+        kind = module.get("type", "")
+        if not kind.startswith(_TRUSTED_MODULE_PREFIX) and kind not in OWN_MODULES:
             raise ModelError(
                 f"{path} names a custom module {module.get('type')!r}; semsearch never runs code"
                 " from a model folder"
@@ -95,6 +98,8 @@ def _build_model(path: Path, pooling: str | None, device: str):
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     from transformers.utils import logging as hf_logging
 
+    from semsearch.pooling import OWN_MODULES, AttentionPooling
+
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     if pooling is not None and pooling not in POOLING_MODES:
@@ -102,7 +107,9 @@ def _build_model(path: Path, pooling: str | None, device: str):
     is_st_folder = _check_model_folder(path)
     try:
         if is_st_folder:
-            model = SentenceTransformer(str(path), device=device, local_files_only=True)
+            # Our own module types resolve to our classes, so no trust_remote_code is needed.
+            model = SentenceTransformer._load_with_module_classes(
+                str(path), OWN_MODULES, device=device, local_files_only=True)
             if pooling is None or pooling == _pooling_of(model):
                 if not isinstance(model[-1], Normalize):
                     model.append(Normalize())
@@ -111,7 +118,9 @@ def _build_model(path: Path, pooling: str | None, device: str):
         else:
             transformer = Transformer(str(path))
         dimension = transformer.get_embedding_dimension()
-        modules = [transformer, Pooling(dimension, pooling or "mean"), Normalize()]
+        pool = (AttentionPooling(dimension) if pooling == "attention"
+                else Pooling(dimension, pooling or "mean"))
+        modules = [transformer, pool, Normalize()]
         return SentenceTransformer(modules=modules, device=device)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load model from {path}: {exc}") from exc

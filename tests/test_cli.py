@@ -3,8 +3,8 @@ import json
 import faiss
 import numpy as np
 import pytest
-from conftest import DATA
 
+from conftest import DATA
 from semsearch.index import Index
 
 

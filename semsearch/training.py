@@ -1,0 +1,236 @@
+"""SBERT-style siamese fine-tuning through sentence-transformers' trainer.
+
+Scored pairs train with CoSENT, cosine-similarity or AnglE loss; (anchor, positive) pairs and
+BEIR folders with MultipleNegativesRankingLoss (in-batch negatives, no duplicate texts in a
+batch), optionally with hard negatives mined by the starting model; triplets with MNRL too.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import transformers
+from datasets import Dataset
+from sentence_transformers import (
+    SentenceTransformerTrainer,
+    SentenceTransformerTrainingArguments,
+    mine_hard_negatives,
+)
+from sentence_transformers.base.sampler import BatchSamplers
+from sentence_transformers.sentence_transformer import losses
+from sentence_transformers.sentence_transformer.evaluation import (
+    EmbeddingSimilarityEvaluator,
+    InformationRetrievalEvaluator,
+)
+
+from semsearch.encoder import load_encoder
+from semsearch.errors import InputError
+from semsearch.evaluation import read_beir, read_sts
+
+SCORED_LOSSES = ("cosent", "cosine", "angle")
+
+
+@dataclass
+class TrainingData:
+    kind: str  # "scored", "pairs" or "triplets"
+    columns: dict[str, list]
+    corpus: list[str] | None = None  # where hard negatives can be mined from
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values())))
+
+
+@dataclass
+class TrainResult:
+    output: str
+    examples: int
+    loss: str
+    steps: int
+    seconds: float
+    losses: list[float] = field(default_factory=list)
+    dev: list[dict] = field(default_factory=list)
+    best_dev: float | None = None
+
+
+def held_out(query_id: str, fraction: float) -> bool:
+    """A stable, seed-free split of query ids: the same ids are held out on every machine."""
+    bucket = int(hashlib.sha256(str(query_id).encode()).hexdigest()[:8], 16) % 10_000
+    return bucket < fraction * 10_000
+
+
+def _records(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        if path.suffix in {".jsonl", ".ndjson"}:
+            return [json.loads(line) for line in handle if line.strip()]
+        return list(csv.DictReader(handle, delimiter="\t" if path.suffix == ".tsv" else ","))
+
+
+def _is_sts_layout(path: Path) -> bool:
+    with path.open(encoding="utf-8") as handle:
+        first = handle.readline().split("\t")
+    try:
+        return len(first) >= 7 and float(first[4]) >= 0
+    except ValueError:
+        return False
+
+
+def read_training_data(
+    path: str | Path, split: str = "train", hold_out: float = 0.0
+) -> TrainingData:
+    """Detect the layout: a BEIR folder, an STS Benchmark file, or CSV/JSONL records with
+    (sentence1, sentence2, score), (anchor, positive) or (anchor, positive, negative)."""
+    path = Path(path)
+    if path.is_dir():
+        documents, queries, qrels = read_beir(path, split)
+        texts = {doc.id: doc.text for doc in documents}
+        pairs = [(queries[q], texts[d]) for q in queries if not held_out(q, hold_out)
+                 for d, rel in qrels[q].items() if rel > 0 and d in texts]
+        return TrainingData("pairs", {"anchor": [a for a, _ in pairs],
+                                      "positive": [p for _, p in pairs]},
+                            corpus=list(texts.values()))
+    if not path.is_file():
+        raise InputError(f"{path}: no such file or folder")
+    if path.suffix in {".csv", ".tsv", ".txt"} and _is_sts_layout(path):
+        first, second, scores = read_sts(path)
+        return TrainingData("scored", {"sentence1": first, "sentence2": second,
+                                       "score": [s / 5.0 for s in scores]})
+    try:
+        records = _records(path)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read training data {path}: {exc}") from None
+    keys = set(records[0]) if records else set()
+    if {"anchor", "positive", "negative"} <= keys:
+        return TrainingData("triplets", {k: [str(r[k]) for r in records]
+                                         for k in ("anchor", "positive", "negative")})
+    if {"anchor", "positive"} <= keys:
+        return TrainingData("pairs", {k: [str(r[k]) for r in records]
+                                      for k in ("anchor", "positive")})
+    for first, second in (("sentence1", "sentence2"), ("s1", "s2")):
+        if {first, second, "score"} <= keys:
+            scores = [float(r["score"]) for r in records]
+            top = max(scores) if max(scores) > 1 else 1.0
+            return TrainingData("scored", {"sentence1": [str(r[first]) for r in records],
+                                           "sentence2": [str(r[second]) for r in records],
+                                           "score": [s / top for s in scores]})
+    raise InputError(
+        f"{path}: expected an STS file, a BEIR folder, or records with (s1, s2, score),"
+        " (anchor, positive) or (anchor, positive, negative)")
+
+
+def dev_evaluator(path: str | Path, split: str = "dev", hold_out: float = 0.0):
+    """An STS file gives Spearman; a BEIR folder gives nDCG@10 (on its held-out queries when
+    ``hold_out`` is set, so selection never sees the rest)."""
+    path = Path(path)
+    if path.is_dir():
+        documents, queries, qrels = read_beir(path, split)
+        if hold_out:
+            queries = {q: t for q, t in queries.items() if held_out(q, hold_out)}
+        evaluator = InformationRetrievalEvaluator(
+            queries=queries, corpus={d.id: d.text for d in documents},
+            relevant_docs={q: {d for d, r in qrels[q].items() if r > 0} for q in queries},
+            ndcg_at_k=[10], mrr_at_k=[10], accuracy_at_k=[1], precision_recall_at_k=[10],
+            map_at_k=[10], name="dev", write_csv=False)
+        evaluator.primary_metric = "dev_cosine_ndcg@10"
+        return evaluator
+    first, second, scores = read_sts(path)
+    evaluator = EmbeddingSimilarityEvaluator(
+        first, second, [s / 5.0 for s in scores], main_similarity="cosine",
+        similarity_fn_names=["cosine"], name="dev", write_csv=False)
+    evaluator.primary_metric = "dev_spearman_cosine"
+    return evaluator
+
+
+def _loss(name: str, kind: str, model):
+    if kind == "scored":
+        name = "cosent" if name == "auto" else name
+        if name not in SCORED_LOSSES:
+            raise InputError(f"--loss {name} does not fit scored pairs; use {SCORED_LOSSES}")
+        return name, {"cosent": losses.CoSENTLoss, "cosine": losses.CosineSimilarityLoss,
+                      "angle": losses.AnglELoss}[name](model)
+    if name not in ("auto", "mnrl"):
+        raise InputError(f"--loss {name} does not fit {kind}; use mnrl")
+    return "mnrl", losses.MultipleNegativesRankingLoss(model)
+
+
+def train(
+    data: TrainingData, output: str | Path, *, model: str | None = None,
+    pooling: str | None = None, loss: str = "auto", epochs: float = 1, batch_size: int = 32,
+    lr: float = 2e-5, max_seq_length: int | None = None, seed: int = 42,
+    hard_negatives: int = 0, dev=None, eval_steps: int | None = None, resume: bool = False,
+    progress: bool = True, on_evaluate: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    """Fine-tune and save the model to ``output``; with ``dev``, keep the best checkpoint."""
+    if len(data) == 0:
+        raise InputError("no training examples")
+    transformers.set_seed(seed)
+    transformers.logging.set_verbosity_error()
+    encoder = load_encoder(model, pooling)
+    # Train a private copy: the cached encoder stays as it was for everything else.
+    st_model = copy.deepcopy(encoder.model)
+    if max_seq_length:
+        st_model.max_seq_length = max_seq_length
+    dataset = Dataset.from_dict(data.columns)
+    if hard_negatives and data.kind == "pairs":
+        dataset = mine_hard_negatives(
+            dataset, st_model, corpus=data.corpus, num_negatives=hard_negatives, range_min=5,
+            range_max=50, relative_margin=0.05, sampling_strategy="top", batch_size=batch_size,
+            output_format="n-tuple", verbose=False)
+    loss_name, loss_module = _loss(loss, data.kind, st_model)
+    output = Path(output)
+    strategy = ("steps" if eval_steps else "epoch") if dev is not None else "no"
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(output / "checkpoints"), num_train_epochs=epochs,
+        per_device_train_batch_size=batch_size, per_device_eval_batch_size=batch_size,
+        learning_rate=lr, warmup_steps=0.1, seed=seed, data_seed=seed,
+        eval_strategy=strategy, save_strategy="steps" if eval_steps else "epoch",
+        eval_steps=eval_steps, save_steps=eval_steps, save_total_limit=2,
+        load_best_model_at_end=dev is not None,
+        metric_for_best_model=f"eval_{dev.primary_metric}" if dev is not None else None,
+        greater_is_better=True, logging_steps=1, report_to="none",
+        batch_sampler=BatchSamplers.NO_DUPLICATES if loss_name == "mnrl"
+        else BatchSamplers.BATCH_SAMPLER,
+        use_cpu=not torch.cuda.is_available(), disable_tqdm=not progress,
+    )
+    callbacks = [EvaluationReporter(on_evaluate, dev.primary_metric)] if dev is not None else []
+    trainer = SentenceTransformerTrainer(
+        model=st_model, args=args, train_dataset=dataset, loss=loss_module, evaluator=dev,
+        callbacks=callbacks)
+    trainer.remove_callback(transformers.PrinterCallback)  # logs go to the result, not stdout
+    started = time.monotonic()
+    trainer.train(resume_from_checkpoint=resume and _has_checkpoint(output / "checkpoints"))
+    seconds = time.monotonic() - started
+    output.mkdir(parents=True, exist_ok=True)
+    st_model.save(str(output), safe_serialization=True)
+    history = trainer.state.log_history
+    dev_scores = [{"epoch": h.get("epoch"), "step": h.get("step"),
+                   "score": h[f"eval_{dev.primary_metric}"]}
+                  for h in history if dev is not None and f"eval_{dev.primary_metric}" in h]
+    return TrainResult(
+        output=str(output), examples=len(dataset), loss=loss_name,
+        steps=trainer.state.global_step, seconds=round(seconds, 1),
+        losses=[h["loss"] for h in history if "loss" in h], dev=dev_scores,
+        best_dev=trainer.state.best_metric)
+
+
+def _has_checkpoint(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.glob("checkpoint-*"))
+
+
+class EvaluationReporter(transformers.TrainerCallback):
+    """Passes each dev evaluation to ``report`` (the CLI prints a line per epoch)."""
+
+    def __init__(self, report: Callable[[dict], None] | None, metric: str):
+        self.report, self.metric = report, metric
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if self.report and metrics:
+            self.report({"epoch": state.epoch, "step": state.global_step,
+                         "score": metrics.get(f"eval_{self.metric}")})

@@ -1,0 +1,76 @@
+import json
+
+import numpy as np
+import pytest
+
+from conftest import DATA
+from semsearch.encoder import load_encoder
+from semsearch.errors import ModelError
+
+
+def test_attention_pooling_equals_mean_pooling_before_training(encoder):
+    attention = load_encoder(pooling="attention")
+    texts = ["A short one.", "A much longer sentence, with many more word pieces than the other."]
+    assert attention.pooling == "attention"
+    np.testing.assert_allclose(attention.encode(texts), encoder.encode(texts), atol=1e-6)
+
+
+def test_a_folder_naming_foreign_code_is_refused(tmp_path, encoder):
+    encoder.model.save(str(tmp_path / "model"))
+    modules = json.loads((tmp_path / "model" / "modules.json").read_text())
+    modules[1]["type"] = "evil_package.Backdoor"
+    (tmp_path / "model" / "modules.json").write_text(json.dumps(modules))
+    with pytest.raises(ModelError, match="custom module 'evil_package.Backdoor'"):
+        load_encoder(tmp_path / "model")
+
+
+def cosent_loss(model) -> float:
+    """CoSENT loss of a model over all the pairs of the mini STS file, in one batch."""
+    import torch
+    from sentence_transformers.sentence_transformer.losses import CoSENTLoss
+
+    from semsearch.evaluation import read_sts
+
+    first, second, scores = read_sts(DATA / "sts-mini.csv")
+    with torch.no_grad():
+        features = [model.tokenize(first), model.tokenize(second)]
+        return float(CoSENTLoss(model)(features, torch.tensor(scores) / 5))
+
+
+def test_tiny_training_run_learns_saves_loads_and_resumes(run_json, tmp_path, corpus, encoder):
+    output = tmp_path / "trained"
+    args = ("train", DATA / "sts-mini.csv", "--output", output, "--pooling", "attention",
+            "--batch-size", "4", "--lr", "2e-5", "--seed", "3")
+    first = run_json(*args, "--epochs", "2")
+    assert first["loss"] == "cosent" and first["steps"] == 10 and len(first["losses"]) == 10
+    trained = load_encoder(output)
+    assert cosent_loss(trained.model) < cosent_loss(encoder.model)
+    assert trained.pooling == "attention"
+    weights = trained.model[1].scorer.weight.detach().numpy()
+    assert np.abs(weights).max() > 0  # the attention layer moved away from mean pooling
+    resaved = tmp_path / "resaved"
+    trained.model.save(str(resaved))
+    texts = ["A man plays the guitar.", "A cat naps."]
+    np.testing.assert_array_equal(load_encoder(resaved).encode(texts), trained.encode(texts))
+    run_json("index", "-i", "tuned", "--model", output, corpus)
+    assert run_json("info", "-i", "tuned")["pooling"] == "attention"
+
+    resumed = run_json(*args, "--epochs", "3", "--resume")
+    assert resumed["steps"] == 15 and len(resumed["losses"]) == 15
+    assert resumed["losses"][:10] == first["losses"]  # carried on from the saved checkpoint
+
+
+def test_training_data_layouts(tmp_path):
+    from semsearch.training import held_out, read_training_data
+
+    (tmp_path / "pairs.jsonl").write_text('{"anchor": "q", "positive": "p"}\n')
+    (tmp_path / "triplets.csv").write_text("anchor,positive,negative\nq,p,n\n")
+    (tmp_path / "scored.csv").write_text("s1,s2,score\na,b,4\nc,d,2\n")
+    assert read_training_data(tmp_path / "pairs.jsonl").kind == "pairs"
+    assert read_training_data(tmp_path / "triplets.csv").kind == "triplets"
+    scored = read_training_data(tmp_path / "scored.csv")
+    assert scored.kind == "scored" and scored.columns["score"] == [1.0, 0.5]
+    beir = read_training_data(DATA / "beir-mini", split="test")
+    assert beir.kind == "pairs" and len(beir) == 5 and len(beir.corpus) == 10
+    kept = read_training_data(DATA / "beir-mini", split="test", hold_out=0.5)
+    assert len(kept) == sum(not held_out(q, 0.5) for q in ["q1", "q2", "q3", "q4", "q5"])
