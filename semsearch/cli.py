@@ -303,11 +303,13 @@ def eval_sts(file, model, pooling, batch_size, as_json):
 @click.option("--unit", type=click.Choice(UNIT_KINDS), default="document", show_default=True)
 @click.option("--chunk/--no-chunk", default=True, show_default=True,
               help="Split long documents into several units (scored by the best one).")
+@click.option("--hold-out", type=click.FloatRange(0, 0.9), default=0.0,
+              help="Score only the queries that `semsearch train --hold-out` held back.")
 @model_option
 @pooling_option
 @batch_option
 @json_option
-def eval_retrieval(folder, split, unit, chunk, model, pooling, batch_size, as_json):
+def eval_retrieval(folder, split, unit, chunk, hold_out, model, pooling, batch_size, as_json):
     """nDCG@10, MRR@10 and Recall@100 on a BEIR folder (corpus, queries, qrels)."""
     from tqdm import tqdm
 
@@ -315,7 +317,8 @@ def eval_retrieval(folder, split, unit, chunk, model, pooling, batch_size, as_js
 
     with tqdm(desc="indexing corpus", unit="doc", disable=None, file=sys.stderr) as bar:
         result = evaluate_retrieval(folder, split=split, model=model, pooling=pooling, unit=unit,
-                                    chunk=chunk, batch_size=batch_size, progress=bar.update)
+                                    chunk=chunk, batch_size=batch_size, hold_out=hold_out,
+                                    progress=bar.update)
     if as_json:
         _print_json(result)
     else:
@@ -386,7 +389,10 @@ def train(data, output, model, pooling, loss, split, hold_out, hard_negatives, d
     if as_json:
         _print_json(asdict(result))
     else:
-        best = f", best dev {100 * result.best_dev:.2f}" if result.best_dev is not None else ""
+        best = "" if result.best_dev is None else (
+            f", dev {100 * result.start_dev:.2f} before, best {100 * result.best_dev:.2f}")
+        if result.kept_start:
+            _warn("no checkpoint beat the starting model on --dev; the starting model was kept")
         click.echo(f"trained on {result.examples} {examples.kind} with {result.loss} loss:"
                    f" {result.steps} steps in {result.seconds:.0f}s{best}; model saved to"
                    f" {result.output}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import tempfile
@@ -14,6 +15,12 @@ from semsearch.encoder import load_encoder
 from semsearch.errors import InputError
 from semsearch.index import Index, IndexSettings
 from semsearch.ingest import Document
+
+
+def held_out(query_id: str, fraction: float) -> bool:
+    """A stable, seed-free split of query ids: the same ids are held out on every machine."""
+    bucket = int(hashlib.sha256(str(query_id).encode()).hexdigest()[:8], 16) % 10_000
+    return bucket < fraction * 10_000
 
 
 def read_sts(path: str | Path) -> tuple[list[str], list[str], list[float]]:
@@ -106,11 +113,13 @@ def retrieval_metrics(rankings: dict[str, list[str]], qrels: dict[str, dict[str,
 def evaluate_retrieval(
     folder: str | Path, *, split: str = "test", model: str | None = None,
     pooling: str | None = None, unit: str = "document", chunk: bool = True, batch_size: int = 32,
-    progress: Callable[[int], None] | None = None,
+    hold_out: float = 0.0, progress: Callable[[int], None] | None = None,
 ) -> dict:
     """Index the corpus into a temporary index (the same path as ``semsearch index``) and rank
     documents by their best unit for every judged query."""
     documents, queries, qrels = read_beir(folder, split)
+    if hold_out:  # only the queries `semsearch train --hold-out` never trained on
+        queries = {q: text for q, text in queries.items() if held_out(q, hold_out)}
     if not queries:
         raise InputError(f"{folder}: no queries have judgements in qrels/{split}.tsv")
     with tempfile.TemporaryDirectory(prefix="semsearch-eval-") as tmp:
@@ -125,5 +134,5 @@ def evaluate_retrieval(
         index.store.db.close()
     return {"folder": str(folder), "split": split, "documents": len(documents),
             "model": manifest["model"], "pooling": manifest["pooling"], "unit": unit,
-            "chunk": chunk,
+            "chunk": chunk, "hold_out": hold_out,
             **retrieval_metrics(rankings, qrels)}

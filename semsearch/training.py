@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from sentence_transformers.sentence_transformer.evaluation import (
 
 from semsearch.encoder import load_encoder
 from semsearch.errors import InputError
-from semsearch.evaluation import read_beir, read_sts
+from semsearch.evaluation import held_out, read_beir, read_sts
 
 SCORED_LOSSES = ("cosent", "cosine", "angle")
 
@@ -57,13 +56,9 @@ class TrainResult:
     seconds: float
     losses: list[float] = field(default_factory=list)
     dev: list[dict] = field(default_factory=list)
+    start_dev: float | None = None
     best_dev: float | None = None
-
-
-def held_out(query_id: str, fraction: float) -> bool:
-    """A stable, seed-free split of query ids: the same ids are held out on every machine."""
-    bucket = int(hashlib.sha256(str(query_id).encode()).hexdigest()[:8], 16) % 10_000
-    return bucket < fraction * 10_000
+    kept_start: bool = False  # training never beat the starting model on dev, so it was kept
 
 
 def _records(path: Path) -> list[dict]:
@@ -204,11 +199,15 @@ def train(
         model=st_model, args=args, train_dataset=dataset, loss=loss_module, evaluator=dev,
         callbacks=callbacks)
     trainer.remove_callback(transformers.PrinterCallback)  # logs go to the result, not stdout
+    # The starting model is a candidate too: selection on dev may keep it.
+    start_dev = dev(encoder.model)[dev.primary_metric] if dev is not None else None
     started = time.monotonic()
     trainer.train(resume_from_checkpoint=resume and _has_checkpoint(output / "checkpoints"))
     seconds = time.monotonic() - started
+    best_dev = trainer.state.best_metric
+    kept_start = start_dev is not None and best_dev is not None and start_dev >= best_dev
     output.mkdir(parents=True, exist_ok=True)
-    st_model.save(str(output), safe_serialization=True)
+    (encoder.model if kept_start else st_model).save(str(output), safe_serialization=True)
     history = trainer.state.log_history
     dev_scores = [{"epoch": h.get("epoch"), "step": h.get("step"),
                    "score": h[f"eval_{dev.primary_metric}"]}
@@ -217,7 +216,8 @@ def train(
         output=str(output), examples=len(dataset), loss=loss_name,
         steps=trainer.state.global_step, seconds=round(seconds, 1),
         losses=[h["loss"] for h in history if "loss" in h], dev=dev_scores,
-        best_dev=trainer.state.best_metric)
+        start_dev=start_dev, best_dev=max(best_dev, start_dev) if kept_start else best_dev,
+        kept_start=kept_start)
 
 
 def _has_checkpoint(folder: Path) -> bool:

@@ -61,7 +61,8 @@ def test_tiny_training_run_learns_saves_loads_and_resumes(run_json, tmp_path, co
 
 
 def test_training_data_layouts(tmp_path):
-    from semsearch.training import held_out, read_training_data
+    from semsearch.evaluation import held_out
+    from semsearch.training import read_training_data
 
     (tmp_path / "pairs.jsonl").write_text('{"anchor": "q", "positive": "p"}\n')
     (tmp_path / "triplets.csv").write_text("anchor,positive,negative\nq,p,n\n")
