@@ -378,7 +378,7 @@ def train(data, output, model, pooling, loss, split, hold_out, hard_negatives, d
                                   hold_out=hold_out if same else 0.0)
 
     def report(scores: dict) -> None:
-        click.echo(f"epoch {scores['epoch']:.2f} (step {scores['step']}): dev"
+        click.echo(f"epoch {scores['epoch']:.2f} (step {scores['step']}):"
                    f" {evaluator.primary_metric} {100 * scores['score']:.2f}", err=True)
 
     result = run_training(
@@ -386,13 +386,13 @@ def train(data, output, model, pooling, loss, split, hold_out, hard_negatives, d
         batch_size=batch_size, lr=lr, max_seq_length=max_seq_length, seed=seed,
         hard_negatives=hard_negatives, dev=evaluator, eval_steps=eval_steps, resume=resume,
         progress=sys.stderr.isatty(), on_evaluate=report)
+    if result.kept_start:
+        _warn("no checkpoint beat the starting model on --dev; the starting model was kept")
     if as_json:
         _print_json(asdict(result))
     else:
         best = "" if result.best_dev is None else (
             f", dev {100 * result.start_dev:.2f} before, best {100 * result.best_dev:.2f}")
-        if result.kept_start:
-            _warn("no checkpoint beat the starting model on --dev; the starting model was kept")
         click.echo(f"trained on {result.examples} {examples.kind} with {result.loss} loss:"
                    f" {result.steps} steps in {result.seconds:.0f}s{best}; model saved to"
                    f" {result.output}")

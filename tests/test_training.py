@@ -75,3 +75,14 @@ def test_training_data_layouts(tmp_path):
     assert beir.kind == "pairs" and len(beir) == 5 and len(beir.corpus) == 10
     kept = read_training_data(DATA / "beir-mini", split="test", hold_out=0.5)
     assert len(kept) == sum(not held_out(q, 0.5) for q in ["q1", "q2", "q3", "q4", "q5"])
+
+
+def test_dev_selection_keeps_the_starting_model_when_training_hurts(run, tmp_path, encoder):
+    output = tmp_path / "kept"
+    result = run("train", DATA / "sts-mini.csv", "--output", output, "--dev", DATA / "sts-mini.csv",
+                 "--batch-size", "4", "--lr", "3e-4", "--json")
+    report = json.loads(result.stdout)
+    assert report["kept_start"] and report["best_dev"] == report["start_dev"]
+    assert "the starting model was kept" in result.stderr
+    texts = ["A man plays the guitar.", "Rain is expected tomorrow."]
+    np.testing.assert_allclose(load_encoder(output).encode(texts), encoder.encode(texts), atol=1e-6)
