@@ -212,3 +212,7 @@ def test_eval_retrieval(run, run_json):
     assert result["queries"] == 5 and result["documents"] == 10
     assert result["ndcg@10"] > 90 and result["recall@100"] == 100
     assert "nDCG@10" in run("eval", "retrieval", DATA / "beir-mini").stdout
+    from semsearch.evaluation import held_out
+
+    held = run_json("eval", "retrieval", DATA / "beir-mini", "--hold-out", "0.5", "--no-chunk")
+    assert held["queries"] == sum(held_out(f"q{i}", 0.5) for i in range(1, 6))
