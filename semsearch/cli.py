@@ -238,9 +238,10 @@ def list_indexes(as_json):
             rows.append({"name": folder.name, **data})
     if as_json:
         _print_json(rows)
-    elif not rows:
+        return
+    if not rows:
         click.echo(f"no indexes under {home}")
-    for row in [] if as_json else rows:
+    for row in rows:
         if "error" in row:
             click.echo(f"{row['name']:<20} error: {row['error']}")
         else:

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
 
@@ -76,7 +76,6 @@ class AddResult:
     units: int = 0
     truncated: int = 0
     seconds: float = 0.0
-    warnings: list[str] = field(default_factory=list)
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
