@@ -1,7 +1,8 @@
 """Pooling ablation on STS Benchmark: zero-shot and after `semsearch train`, per pooling.
 
     python benchmarks/pooling_ablation.py ../shared/data/stsb [--poolings mean,cls,max,attention]
-        [--epochs 1] [--lr 2e-5] [--batch-size 32] [--loss cosent] [--json out.json]
+        [--epochs 1] [--lr 2e-5] [--batch-size 32] [--loss cosent] [--eval-steps N]
+        [--json out.json]
 
 Each pooling starts from the default model's transformer, trains on sts-train.csv, keeps the
 checkpoint that scores best on sts-dev.csv, and is scored once on sts-test.csv.
@@ -27,6 +28,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--loss", default="cosent")
+    parser.add_argument("--eval-steps", type=int, help="score dev every N steps, not per epoch")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--json", dest="json_path")
     args = parser.parse_args()
@@ -38,6 +40,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as output:
             result = train(data, output, pooling=pooling, loss=args.loss, epochs=args.epochs,
                            lr=args.lr, batch_size=args.batch_size, seed=args.seed,
+                           eval_steps=args.eval_steps,
                            dev=dev_evaluator(folder / "sts-dev.csv"), progress=False)
             trained = evaluate_sts(folder / "sts-test.csv", model=output)["spearman"]
         rows.append({"pooling": pooling, "zero-shot test": zero_shot,

@@ -33,8 +33,12 @@ from sentence_transformers.sentence_transformer.evaluation import (
 from semsearch.encoder import load_encoder
 from semsearch.errors import InputError
 from semsearch.evaluation import held_out, read_beir, read_sts
+from semsearch.pooling import AttentionPooling
 
 SCORED_LOSSES = ("cosent", "cosine", "angle")
+# A freshly initialised attention-pooling scorer learns at this multiple of the encoder's rate:
+# at the encoder's own rate it barely moves from mean pooling within one epoch.
+POOLING_HEAD_LR_FACTOR = 50
 
 
 @dataclass
@@ -180,11 +184,14 @@ def train(
             output_format="n-tuple", verbose=False)
     loss_name, loss_module = _loss(loss, data.kind, st_model)
     output = Path(output)
+    head_lr = ({r"\.scorer\.": lr * POOLING_HEAD_LR_FACTOR}
+               if any(isinstance(m, AttentionPooling) for m in st_model) else {})
     strategy = ("steps" if eval_steps else "epoch") if dev is not None else "no"
     args = SentenceTransformerTrainingArguments(
         output_dir=str(output / "checkpoints"), num_train_epochs=epochs,
         per_device_train_batch_size=batch_size, per_device_eval_batch_size=batch_size,
-        learning_rate=lr, warmup_steps=0.1, seed=seed, data_seed=seed,
+        learning_rate=lr, learning_rate_mapping=head_lr, warmup_steps=0.1, seed=seed,
+        data_seed=seed,
         eval_strategy=strategy, save_strategy="steps" if eval_steps else "epoch",
         eval_steps=eval_steps, save_steps=eval_steps, save_total_limit=2,
         load_best_model_at_end=dev is not None,
