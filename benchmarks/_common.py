@@ -24,3 +24,15 @@ def report(title: str, rows: list[dict], json_path: str | None, extra: dict | No
 
 def _fmt(value) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def beir_index(folder: str, split: str, index_dir: str, model: str | None = None):
+    """The BEIR corpus in a semsearch index at ``index_dir`` (built once, then reused: unchanged
+    documents are skipped), with the split's queries and judgements."""
+    from semsearch.evaluation import read_beir
+    from semsearch.index import Index
+
+    documents, queries, qrels = read_beir(folder, split)
+    index = Index.open_or_create(index_dir, model=model, unit="document")
+    index.add(documents)
+    return index, queries, qrels

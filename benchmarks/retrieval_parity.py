@@ -37,6 +37,10 @@ def plain_sentence_transformers(folder: str, split: str) -> dict:
             "recall@100": round(100 * metrics["plain_cosine_recall@100"], 2)}
 
 
+def dense(result: dict) -> dict:
+    return result["results"][0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder")
@@ -48,9 +52,10 @@ def main() -> None:
         ("sentence-transformers + exact", lambda: plain_sentence_transformers(args.folder,
                                                                               args.split)),
         ("semsearch eval retrieval --no-chunk",
-         lambda: evaluate_retrieval(args.folder, split=args.split, chunk=False)),
-        ("semsearch eval retrieval (chunked, default)",
-         lambda: evaluate_retrieval(args.folder, split=args.split)),
+         lambda: dense(evaluate_retrieval(args.folder, split=args.split, modes=["dense"],
+                                          chunk=False))),
+        ("semsearch eval retrieval --mode dense (chunked)",
+         lambda: dense(evaluate_retrieval(args.folder, split=args.split, modes=["dense"]))),
     ]:
         started = time.perf_counter()
         metrics = run()

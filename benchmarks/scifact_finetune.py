@@ -23,33 +23,32 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=1)
     parser.add_argument("--lr", type=float, default=3e-5)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--hard-negatives", type=int, default=1)
+    parser.add_argument("--hard-negatives", default="0,1",
+                        help="comma-separated hard-negative counts, one training run each")
+    parser.add_argument("--modes", default="dense,hybrid", help="search modes to score")
     parser.add_argument("--chunk", action="store_true", help="chunk long documents when scoring")
     parser.add_argument("--json", dest="json_path")
     args = parser.parse_args()
     data = read_training_data(args.folder, split="train", hold_out=args.hold_out)
 
-    def score(model: str | None) -> dict:
-        return evaluate_retrieval(args.folder, split="train", model=model, chunk=args.chunk,
-                                  hold_out=args.hold_out)
+    rows = []
 
-    base = score(None)
-    rows = [{"model": "all-MiniLM-L6-v2 (base)", "train pairs": 0, "train seconds": 0.0,
-             "ndcg@10": base["ndcg@10"], "mrr@10": base["mrr@10"],
-             "recall@100": base["recall@100"], "queries": base["queries"]}]
-    print(rows[-1], flush=True)
-    for negatives in (0, args.hard_negatives):
+    def score(name: str, model: str | None, pairs: int = 0, seconds: float = 0.0) -> None:
+        result = evaluate_retrieval(args.folder, split="train", modes=args.modes.split(","),
+                                    model=model, chunk=args.chunk, hold_out=args.hold_out)
+        for metrics in result["results"]:
+            rows.append({"model": name, "train pairs": pairs, "train seconds": seconds,
+                         **metrics})
+            print(rows[-1], flush=True)
+
+    score("all-MiniLM-L6-v2 (base)", None)
+    for negatives in map(int, args.hard_negatives.split(",")):
         with tempfile.TemporaryDirectory() as output:
             result = train(data, output, loss="mnrl", epochs=args.epochs, lr=args.lr,
                            batch_size=args.batch_size, hard_negatives=negatives, progress=False)
-            metrics = score(output)
-        rows.append({"model": f"MNRL, {negatives} hard negative(s)",
-                     "train pairs": result.examples, "train seconds": result.seconds,
-                     "ndcg@10": metrics["ndcg@10"], "mrr@10": metrics["mrr@10"],
-                     "recall@100": metrics["recall@100"], "queries": metrics["queries"]})
-        print(rows[-1], flush=True)
-    report(f"SciFact held-back train queries ({args.hold_out:.0%}), dense retrieval", rows,
-           args.json_path, vars(args))
+            score(f"MNRL, {negatives} hard negative(s)", output, result.examples, result.seconds)
+    report(f"SciFact held-back train queries ({args.hold_out:.0%})", rows, args.json_path,
+           vars(args))
 
 
 if __name__ == "__main__":

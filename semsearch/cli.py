@@ -14,7 +14,16 @@ from semsearch.encoder import POOLING_MODES
 from semsearch.errors import InputError, SemsearchError
 from semsearch.index import Index, indexes_home, resolve_index_path
 from semsearch.ingest import FORMATS, UNIT_KINDS, ReadOptions, read_documents
-from semsearch.search import parse_where
+from semsearch.search import (
+    DEFAULT_ALPHA,
+    DEFAULT_FUSION,
+    DEFAULT_MODE,
+    DEFAULT_RRF_K,
+    FUSIONS,
+    MODES,
+    Fusion,
+    parse_where,
+)
 
 
 class _Group(click.Group):
@@ -47,6 +56,25 @@ pooling_option = click.option(
     "--pooling", type=click.Choice(POOLING_MODES), default=None,
     help="Pooling over token embeddings. Default: the model's own, or mean for a BERT folder.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def fusion_options(command):
+    """--fusion, --rrf-k and --alpha: how hybrid mode merges its two rankings."""
+    options = [
+        click.option("--fusion", type=click.Choice(FUSIONS), default=DEFAULT_FUSION,
+                     show_default=True, help="Hybrid mode: reciprocal-rank fusion or a weighted"
+                     " sum of normalised dense and keyword scores."),
+        click.option("--rrf-k", type=click.FloatRange(min=0, min_open=True),
+                     default=DEFAULT_RRF_K, show_default=True,
+                     help="rrf: a hit at rank r in either ranking adds 1/(rrf-k + r)."),
+        click.option("--alpha", type=click.FloatRange(0, 1), default=DEFAULT_ALPHA,
+                     show_default=True, help="weighted: weight of the dense score."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 batch_option = click.option("--batch-size", default=32, show_default=True,
                             help="Texts per encoder batch.")
 
@@ -140,21 +168,29 @@ def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chun
 @click.option("--where", "-w", multiple=True, metavar="KEY=VALUE",
               help="Only documents whose metadata KEY equals VALUE (repeatable).")
 @click.option("--by-document", is_flag=True, help="One hit per document (its best unit).")
-@click.option("--min-score", type=float, default=None, help="Drop hits scoring below this.")
+@click.option("--mode", type=click.Choice(MODES), default=DEFAULT_MODE, show_default=True,
+              help="dense: embeddings; keyword: full-text BM25; hybrid: both, fused.")
+@fusion_options
+@click.option("--min-score", type=float, default=None,
+              help="Drop hits below this cosine similarity (BM25 score in keyword mode).")
 @click.option("--context", "-C", default=0, type=click.IntRange(0),
               help="Show N neighbouring units on each side.")
 @model_option
 @json_option
-def query(queries, index_name, k, query_file, where, by_document, min_score, context, model,
-          as_json):
-    """Print the units nearest to each QUERY (cosine similarity)."""
+def query(queries, index_name, k, query_file, where, by_document, mode, fusion, rrf_k, alpha,
+          min_score, context, model, as_json):
+    """Print the units that best match each QUERY.
+
+    Hybrid mode (the default) fuses the embedding ranking with a full-text BM25 ranking, so
+    both paraphrases and exact rare terms are found."""
     queries = list(queries)
     if query_file is not None:
         queries += [line.strip() for line in query_file if line.strip()]
     if not queries:
         raise click.UsageError("give a query, or --file with one query per line")
     idx = Index.open(resolve_index_path(index_name), model=model)
-    results = idx.search(queries, k=k, where=parse_where(where), by_document=by_document,
+    results = idx.search(queries, k=k, mode=mode, fusion=Fusion(fusion, rrf_k, alpha),
+                         where=parse_where(where), by_document=by_document,
                          min_score=min_score, context=context)
     if as_json:
         _print_json([{"query": q, "hits": [hit.to_dict() for hit in hits]}
@@ -174,7 +210,10 @@ def _print_hits(text: str, hits, unit: str) -> None:
     table = Table(title=f"query: {text}", title_justify="left", box=None, show_edge=False,
                   pad_edge=False)
     table.add_column("#", justify="right")
-    table.add_column("score", justify="right")
+    scores = [name for name, attribute in (("cosine", "dense_score"), ("bm25", "keyword_score"))
+              if any(getattr(hit, attribute) is not None for hit in hits)]
+    for name in scores:
+        table.add_column(name, justify="right")
     table.add_column(unit)
     table.add_column("document")
     for hit in hits:
@@ -186,7 +225,9 @@ def _print_hits(text: str, hits, unit: str) -> None:
             cell.append(line + "\n", style=style)
         cell.rstrip()
         where = f"{hit.title or Path(hit.document_id).name}\n{unit} {hit.ordinal + 1}"
-        table.add_row(str(hit.rank), f"{hit.score:.3f}", cell, where)
+        values = [hit.dense_score if name == "cosine" else hit.keyword_score for name in scores]
+        table.add_row(str(hit.rank), *("-" if v is None else f"{v:.3f}" for v in values), cell,
+                      where)
     console = Console(soft_wrap=False)
     console.print(table if hits else f"query: {text}\n(no hits)")
 
@@ -306,26 +347,34 @@ def eval_sts(file, model, pooling, batch_size, as_json):
               help="Split long documents into several units (scored by the best one).")
 @click.option("--hold-out", type=click.FloatRange(0, 0.9), default=0.0,
               help="Score only the queries that `semsearch train --hold-out` held back.")
+@click.option("--mode", "modes", type=click.Choice(MODES), multiple=True,
+              help=f"Search mode to score (repeatable; one index serves all). Default:"
+              f" {DEFAULT_MODE}.")
+@fusion_options
 @model_option
 @pooling_option
 @batch_option
 @json_option
-def eval_retrieval(folder, split, unit, chunk, hold_out, model, pooling, batch_size, as_json):
+def eval_retrieval(folder, split, unit, chunk, hold_out, modes, fusion, rrf_k, alpha, model,
+                   pooling, batch_size, as_json):
     """nDCG@10, MRR@10 and Recall@100 on a BEIR folder (corpus, queries, qrels)."""
     from tqdm import tqdm
 
     from semsearch.evaluation import evaluate_retrieval
 
     with tqdm(desc="indexing corpus", unit="doc", disable=None, file=sys.stderr) as bar:
-        result = evaluate_retrieval(folder, split=split, model=model, pooling=pooling, unit=unit,
-                                    chunk=chunk, batch_size=batch_size, hold_out=hold_out,
-                                    progress=bar.update)
+        result = evaluate_retrieval(
+            folder, split=split, modes=modes or (DEFAULT_MODE,),
+            fusion=Fusion(fusion, rrf_k, alpha), model=model, pooling=pooling, unit=unit,
+            chunk=chunk, batch_size=batch_size, hold_out=hold_out, progress=bar.update)
     if as_json:
         _print_json(result)
-    else:
-        click.echo(f"{Path(folder).name} ({split}, {result['queries']} queries,"
-                   f" {result['documents']} documents): nDCG@10 {result['ndcg@10']:.2f}"
-                   f"  MRR@10 {result['mrr@10']:.2f}  Recall@100 {result['recall@100']:.2f}")
+        return
+    click.echo(f"{Path(folder).name} ({split}, {result['queries']} queries,"
+               f" {result['documents']} documents)")
+    for row in result["results"]:
+        click.echo(f"  {row['mode']:<8} nDCG@10 {row['ndcg@10']:.2f}  MRR@10 {row['mrr@10']:.2f}"
+                   f"  Recall@100 {row['recall@100']:.2f}")
 
 
 @cli.command()

@@ -8,13 +8,15 @@ import json
 import math
 import tempfile
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from semsearch.encoder import load_encoder
 from semsearch.errors import InputError
 from semsearch.index import Index, IndexSettings
 from semsearch.ingest import Document
+from semsearch.search import DEFAULT_MODE, Fusion
 
 
 def held_out(query_id: str, fraction: float) -> bool:
@@ -110,13 +112,24 @@ def retrieval_metrics(rankings: dict[str, list[str]], qrels: dict[str, dict[str,
             "recall@100": round(100 * sum(recall) / count, 2), "queries": len(rankings)}
 
 
+def rank_documents(index: Index, queries: dict[str, str], *, mode: str = "dense",
+                   fusion: Fusion | None = None, k: int = 100) -> dict[str, list[str]]:
+    """Document ids per query id, best first (each document scored by its best unit)."""
+    query_ids = list(queries)
+    results = index.search([queries[q] for q in query_ids], k=k, mode=mode, fusion=fusion,
+                           by_document=True)
+    return {q: [hit.document_id for hit in hits]
+            for q, hits in zip(query_ids, results, strict=True)}
+
+
 def evaluate_retrieval(
-    folder: str | Path, *, split: str = "test", model: str | None = None,
-    pooling: str | None = None, unit: str = "document", chunk: bool = True, batch_size: int = 32,
-    hold_out: float = 0.0, progress: Callable[[int], None] | None = None,
+    folder: str | Path, *, split: str = "test", modes: Sequence[str] = (DEFAULT_MODE,),
+    fusion: Fusion | None = None, model: str | None = None, pooling: str | None = None,
+    unit: str = "document", chunk: bool = True, batch_size: int = 32, hold_out: float = 0.0,
+    progress: Callable[[int], None] | None = None,
 ) -> dict:
-    """Index the corpus into a temporary index (the same path as ``semsearch index``) and rank
-    documents by their best unit for every judged query."""
+    """Index the corpus into a temporary index (the same path as ``semsearch index``) and score
+    every judged query in each search mode (one index serves them all)."""
     documents, queries, qrels = read_beir(folder, split)
     if hold_out:  # only the queries `semsearch train --hold-out` never trained on
         queries = {q: text for q, text in queries.items() if held_out(q, hold_out)}
@@ -126,13 +139,11 @@ def evaluate_retrieval(
         index = Index.create(Path(tmp) / "index", model=model, pooling=pooling,
                              settings=IndexSettings(unit=unit, chunk=chunk))
         index.add(documents, batch_size=batch_size, progress=progress)
-        query_ids = list(queries)
-        results = index.search([queries[q] for q in query_ids], k=100, by_document=True)
-        rankings = {q: [hit.document_id for hit in hits]
-                    for q, hits in zip(query_ids, results, strict=True)}
+        results = [{"mode": mode, **retrieval_metrics(
+            rank_documents(index, queries, mode=mode, fusion=fusion), qrels)} for mode in modes]
         manifest = index.manifest
         index.store.db.close()
     return {"folder": str(folder), "split": split, "documents": len(documents),
-            "model": manifest["model"], "pooling": manifest["pooling"], "unit": unit,
-            "chunk": chunk, "hold_out": hold_out,
-            **retrieval_metrics(rankings, qrels)}
+            "queries": len(queries), "model": manifest["model"], "pooling": manifest["pooling"],
+            "unit": unit, "chunk": chunk, "hold_out": hold_out,
+            "fusion": asdict(fusion or Fusion()), "results": results}

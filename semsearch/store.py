@@ -16,7 +16,23 @@ from semsearch.errors import CorruptIndexError, InputError
 from semsearch.ingest import Document, Span
 
 FORMAT_VERSION = 1
+# Chosen on SciFact train queries (benchmarks/hybrid_tuning.py): stemming beats plain unicode61.
+FTS_TOKENIZER = "porter"
+# Enough words for any real query; bounds the cost of pasting a whole page into the box.
+MAX_KEYWORD_TERMS = 64
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+_WORD = re.compile(r"\w+")
+
+
+def keyword_query(text: str) -> str:
+    """User text as an FTS5 query that can only mean "any of these words".
+
+    Every word is quoted, so FTS5 operators (AND, OR, NOT, NEAR, ``*``, ``^``, ``:``, parentheses,
+    quotes) in the text are plain words or dropped punctuation, never syntax. Empty when the text
+    has no words (emoji, punctuation only).
+    """
+    words = list(dict.fromkeys(word.lower() for word in _WORD.findall(text)))
+    return " OR ".join(f'"{word}"' for word in words[:MAX_KEYWORD_TERMS])
 
 
 def _now() -> str:
@@ -48,7 +64,7 @@ class Store:
                 pk="id", foreign_keys=[("document_id", "documents", "id")],
             )
             self.db["units"].create_index(["document_id", "ordinal"], unique=True)
-            self.db["units"].enable_fts(["text"], tokenize="porter", create_triggers=True)
+            self.db["units"].enable_fts(["text"], tokenize=FTS_TOKENIZER, create_triggers=True)
             self.db["manifest"].create({"key": str, "value": str}, pk="key")
             self.set_manifest({"format_version": FORMAT_VERSION, "created": _now(),
                                "next_unit_id": 0, **manifest})
@@ -138,15 +154,35 @@ class Store:
 
     def filtered_unit_ids(self, where: dict[str, str]) -> np.ndarray:
         """Units whose document metadata matches every ``key=value`` (compared as text)."""
-        clauses, params = [], []
-        for key, value in where.items():
-            if not _FIELD_NAME.match(key):
-                raise InputError(f"--where: invalid field name {key!r}")
-            clauses.append("cast(json_extract(d.metadata, ?) as text) = ?")
-            params += [f'$."{key}"', value]
-        sql = ("select u.id from units u join documents d on d.id = u.document_id where "
-               + " and ".join(clauses))
+        clause, params = _where_sql(where)
+        sql = f"select u.id from units u join documents d on d.id = u.document_id where {clause}"
         return np.array([row[0] for row in self.db.execute(sql, params)], dtype=np.int64)
+
+    def keyword_search(
+        self, text: str, limit: int, *, where: dict[str, str] | None = None,
+        unit_ids: Iterable[int] | None = None,
+    ) -> list[tuple[float, int]]:
+        """BM25 (higher is better) and unit id of the best keyword matches for ``text``, inside
+        the ``where`` filter and, when given, among ``unit_ids`` only."""
+        query = keyword_query(text)
+        if not query or limit < 1:
+            return []
+        sql = ("select units_fts.rowid, -bm25(units_fts) from units_fts"
+               " join units u on u.id = units_fts.rowid")
+        clauses, params = ["units_fts match ?"], [query]
+        if where:
+            sql += " join documents d on d.id = u.document_id"
+            clause, where_params = _where_sql(where)
+            clauses.append(clause)
+            params += where_params
+        if unit_ids is not None:
+            ids = [int(i) for i in unit_ids]
+            if not ids:
+                return []
+            clauses.append(f"units_fts.rowid in ({','.join('?' * len(ids))})")
+            params += ids
+        sql += f" where {' and '.join(clauses)} order by rank limit ?"
+        return [(score, unit_id) for unit_id, score in self.db.execute(sql, [*params, limit])]
 
     def hits(self, ids: list[int]) -> dict[int, dict]:
         """Unit rows joined with their document, keyed by unit id."""
@@ -176,8 +212,24 @@ class Store:
         except sqlite3.DatabaseError:
             return False
 
-    def rebuild_fts(self) -> None:
-        self.db.execute("insert into units_fts(units_fts) values('rebuild')")
+    def rebuild_fts(self, tokenizer: str | None = None) -> None:
+        """Rebuild the full-text index from the units; with ``tokenizer``, recreate it so."""
+        if tokenizer is None:
+            self.db.execute("insert into units_fts(units_fts) values('rebuild')")
+        else:
+            self.db["units"].enable_fts(["text"], tokenize=tokenizer, create_triggers=True,
+                                        replace=True)
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*"))
+
+
+def _where_sql(where: dict[str, str]) -> tuple[str, list]:
+    """SQL condition on documents ``d`` for metadata ``key=value`` pairs (compared as text)."""
+    clauses, params = [], []
+    for key, value in where.items():
+        if not _FIELD_NAME.match(key):
+            raise InputError(f"--where: invalid field name {key!r}")
+        clauses.append("cast(json_extract(d.metadata, ?) as text) = ?")
+        params += [f'$."{key}"', value]
+    return " and ".join(clauses), params

@@ -117,6 +117,10 @@ class VectorIndex:
         return np.vstack([self.index.reconstruct(int(i)) for i in ids]) if len(ids) else (
             np.zeros((0, self.dimension), dtype=np.float32))
 
+    def scores(self, query: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Similarity of one query vector to the stored vectors of ``ids``."""
+        return self.vectors(ids) @ query
+
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids):
             self.index.add_with_ids(vectors, ids.astype(np.int64))

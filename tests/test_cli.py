@@ -19,7 +19,7 @@ def test_index_then_query(run, run_json, corpus, indexes_home):
     assert "Mars is called the red planet." in result
     hits = run_json("query", "-i", "demo", "which planet is red?", "-k", "2")[0]["hits"]
     assert hits[0]["text"] == "Mars is called the red planet."
-    assert hits[0]["document_id"].endswith("space.md") and hits[0]["score"] > 0.5
+    assert hits[0]["document_id"].endswith("space.md") and hits[0]["dense_score"] > 0.5
     doc_text = (corpus / "space.md").read_text()
     assert doc_text[hits[0]["char_start"]:hits[0]["char_end"]] == hits[0]["text"]
     assert (indexes_home / "demo" / "store.db").exists()
@@ -82,7 +82,7 @@ def test_by_document_min_score_and_context(run_json, corpus):
     hits = run_json("query", "-i", "demo", "animals", "-k", "3", "--by-document")[0]["hits"]
     assert len({h["document_id"] for h in hits}) == len(hits) == 3
     strict = run_json("query", "-i", "demo", "red planet", "--min-score", "0.5")[0]["hits"]
-    assert strict and all(h["score"] >= 0.5 for h in strict)
+    assert strict and all(h["dense_score"] >= 0.5 for h in strict)
     hit = run_json("query", "-i", "demo", "red planet", "-k", "1", "-C", "1")[0]["hits"][0]
     assert [c["text"] for c in hit["context"]] == ["The Moon orbits the Earth.",
                                                     "Astronauts live on the International Space"
@@ -208,9 +208,12 @@ def test_eval_sts_matches_plain_sentence_transformers(run_json, encoder):
 
 
 def test_eval_retrieval(run, run_json):
-    result = run_json("eval", "retrieval", DATA / "beir-mini")
+    result = run_json("eval", "retrieval", DATA / "beir-mini", "--mode", "dense", "--mode",
+                      "keyword", "--mode", "hybrid")
     assert result["queries"] == 5 and result["documents"] == 10
-    assert result["ndcg@10"] > 90 and result["recall@100"] == 100
+    assert [row["mode"] for row in result["results"]] == ["dense", "keyword", "hybrid"]
+    for row in result["results"]:
+        assert row["ndcg@10"] > 80 and row["recall@100"] == 100
     assert "nDCG@10" in run("eval", "retrieval", DATA / "beir-mini").stdout
     from semsearch.evaluation import held_out
 

@@ -1,0 +1,56 @@
+"""Dense vs keyword vs hybrid retrieval on a BEIR folder, with a sweep of fusion settings.
+
+    python benchmarks/hybrid_tuning.py ../shared/data/scifact --split train
+        [--index benchmarks/results/scifact-index] [--json out.json]
+
+Scores nDCG@10 / MRR@10 / Recall@100 of every mode, of keyword search under each FTS5
+tokenizer, and of hybrid search under each fusion setting. Tune on train queries only.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import semsearch  # noqa: F401  (offline environment)
+from _common import beir_index, report
+from semsearch.evaluation import rank_documents, retrieval_metrics
+from semsearch.search import Fusion
+from semsearch.store import FTS_TOKENIZER
+
+TOKENIZERS = ["porter", "unicode61", "unicode61 remove_diacritics 2", "trigram"]
+RRF_KS = [5, 10, 20, 40, 60, 100]
+ALPHAS = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder")
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--index", default="results/scifact-index",
+                        help="index folder, built on first use and reused after")
+    parser.add_argument("--json", dest="json_path")
+    args = parser.parse_args()
+    index, queries, qrels = beir_index(args.folder, args.split, args.index)
+    rows = []
+
+    def score(setting: str, mode: str, fusion: Fusion | None = None) -> None:
+        metrics = retrieval_metrics(rank_documents(index, queries, mode=mode, fusion=fusion),
+                                    qrels)
+        rows.append({"mode": mode, "setting": setting, **metrics})
+        print(rows[-1], flush=True)
+
+    score("", "dense")
+    for tokenizer in TOKENIZERS:
+        index.store.rebuild_fts(tokenizer)
+        score(f"tokenize={tokenizer}", "keyword")
+    index.store.rebuild_fts(FTS_TOKENIZER)
+    for rrf_k in RRF_KS:
+        score(f"rrf k={rrf_k}", "hybrid", Fusion("rrf", rrf_k=rrf_k))
+    for alpha in ALPHAS:
+        score(f"weighted alpha={alpha}", "hybrid", Fusion("weighted", alpha=alpha))
+    report(f"Search modes on {args.folder} ({args.split}, {len(queries)} queries)", rows,
+           args.json_path, vars(args))
+
+
+if __name__ == "__main__":
+    main()

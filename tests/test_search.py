@@ -1,0 +1,112 @@
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from semsearch.index import Index
+from semsearch.ingest import Document
+from semsearch.search import MODES, Fusion
+from semsearch.store import MAX_KEYWORD_TERMS, keyword_query
+
+KETTLE = ("Our shop opens at nine and closes at six; deliveries arrive on Tuesdays, and the order"
+          " code for the blue kettle is QX7R2, which customers often ask about.")
+
+
+@pytest.fixture(scope="module")
+def parts_index(tmp_path_factory, encoder):
+    """Short notes on parts with codes close to QX7R2, and one long text that holds QX7R2."""
+    index = Index.create(tmp_path_factory.mktemp("parts") / "index")
+    notes = [Document(id=f"part{i}", text=f"Part QX7R{i} fits the older kettle.")
+             for i in range(3, 9)]
+    index.add([*notes, Document(id="shop", text=KETTLE)])
+    return index
+
+
+def ids(hits):
+    return [hit.document_id for hit in hits]
+
+
+def test_rare_exact_term_missed_by_dense_is_found_by_hybrid(parts_index):
+    assert "shop" not in ids(parts_index.search("QX7R2", k=3, mode="dense")[0])
+    assert ids(parts_index.search("QX7R2", k=3, mode="keyword")[0]) == ["shop"]
+    hybrid = parts_index.search("QX7R2", k=3, mode="hybrid")[0]
+    assert ids(hybrid)[0] == "shop"
+    assert hybrid[0].keyword_score > 0 and hybrid[0].dense_score is not None
+    weighted = parts_index.search("QX7R2", k=3, mode="hybrid", fusion=Fusion("weighted"))[0]
+    assert "shop" in ids(weighted)
+
+
+def test_hybrid_scores_every_hit_both_ways(parts_index):
+    hits = parts_index.search("older kettle part", k=5, mode="hybrid")[0]
+    assert len(hits) == 5
+    assert all(h.dense_score is not None and h.keyword_score is not None for h in hits)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_a_query_without_words_falls_back_to_dense(parts_index):
+    dense = parts_index.search("🫖 ?!", k=4, mode="dense")[0]
+    hybrid = parts_index.search("🫖 ?!", k=4, mode="hybrid")[0]
+    assert ids(hybrid) == ids(dense)
+    assert parts_index.search("🫖 ?!", mode="keyword")[0] == []
+
+
+@pytest.mark.parametrize("text", [
+    '"unbalanced', 'kettle*', 'NEAR(kettle part)', 'kettle AND OR NOT part', '(kettle',
+    'text:kettle', '^kettle', '-kettle', 'kettle + part', "it's", "a" * 5000, "NOT",
+])
+def test_fts_operators_are_plain_words(parts_index, text):
+    for mode in ("keyword", "hybrid"):
+        parts_index.search(text, mode=mode)
+
+
+def test_keyword_query_quotes_every_word_and_caps_their_number():
+    assert keyword_query('NEAR("a" b*) OR c:d') == '"near" OR "a" OR "b" OR "or" OR "c" OR "d"'
+    assert keyword_query("🙂 ... !!") == ""
+    long = keyword_query(" ".join(f"w{i}" for i in range(1000)))
+    assert long.count(" OR ") == MAX_KEYWORD_TERMS - 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=st.text(min_size=1, max_size=200) | st.lists(st.sampled_from(
+    ['"', "*", "NEAR", "AND", "OR", "NOT", "(", ")", ":", "^", "+", "-", "kettle", "QX7R2", "🙂",
+     "{", "}", "'", "\\"]), min_size=1).map(" ".join))
+def test_any_text_is_a_safe_query(parts_index, text):
+    for mode in ("keyword", "hybrid"):
+        hits = parts_index.search(text, k=3, mode=mode)[0]
+        assert len(hits) <= 3
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_filters_and_deletes_are_honoured_in_every_mode(run_json, tmp_path, mode):
+    records = [{"id": f"cat{i}", "text": f"My cat number {i} loves to sleep at the bank.",
+                "lang": "en"} for i in range(30)]
+    records += [{"id": f"bank{i}", "text": f"Interest rates at bank {i} went up.", "lang": "fr"}
+                for i in range(6)]
+    path = tmp_path / "docs.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records))
+    run_json("index", "-i", "mixed", path)
+
+    def query(text, *args):
+        return run_json("query", "-i", "mixed", text, "--mode", mode, *args)[0]["hits"]
+
+    hits = query("sleepy cat bank", "-k", "5", "--where", "lang=fr")
+    assert len(hits) == 5 and all(h["metadata"]["lang"] == "fr" for h in hits)
+    assert query("sleepy cat bank", "--where", "lang=de") == []
+    by_document = query("bank", "-k", "4", "--by-document")
+    assert len({h["document_id"] for h in by_document}) == len(by_document) == 4
+    assert run_json("remove", "-i", "mixed", "bank3")["removed"] == 1
+    assert "bank3" not in {h["document_id"] for h in query("bank 3 interest", "-k", "36")}
+    records[0]["text"] = "Zebras graze on the savannah."
+    path.write_text("\n".join(json.dumps(r) for r in records))
+    run_json("index", "-i", "mixed", path)
+    texts = [h["text"] for h in query("cat number 0 sleep zebras", "-k", "40")]
+    assert "My cat number 0 loves to sleep at the bank." not in texts
+    assert "Zebras graze on the savannah." in texts
+
+
+def test_min_score_floors_the_cosine_in_hybrid_and_bm25_in_keyword(parts_index):
+    hybrid = parts_index.search("kettle", k=7, mode="hybrid", min_score=0.3)[0]
+    assert hybrid and all(h.dense_score >= 0.3 for h in hybrid)
+    keyword = parts_index.search("kettle", k=7, mode="keyword", min_score=0.0)[0]
+    assert keyword and all(h.keyword_score >= 0 for h in keyword)
