@@ -23,7 +23,22 @@ def report(title: str, rows: list[dict], json_path: str | None, extra: dict | No
 
 
 def _fmt(value) -> str:
-    return f"{value:.2f}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1 else f"{value:.2f}"
+    return str(value)
+
+
+def beir_arguments(description: str):
+    """A parser for the scripts that run over a BEIR folder's corpus index."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("folder")
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--index", default="results/scifact-index",
+                        help="index folder, built on first use and reused after")
+    parser.add_argument("--json", dest="json_path")
+    return parser
 
 
 def beir_index(folder: str, split: str, index_dir: str, model: str | None = None):

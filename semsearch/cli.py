@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 import semsearch  # noqa: F401  (sets the offline environment first)
+from semsearch.clustering import DEFAULT_RESTARTS, METHODS, PAIRWISE_LIMIT
 from semsearch.encoder import POOLING_MODES
 from semsearch.errors import InputError, SemsearchError
 from semsearch.index import Index, indexes_home, resolve_index_path
@@ -168,6 +169,8 @@ def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chun
 @click.option("--where", "-w", multiple=True, metavar="KEY=VALUE",
               help="Only documents whose metadata KEY equals VALUE (repeatable).")
 @click.option("--by-document", is_flag=True, help="One hit per document (its best unit).")
+@click.option("--cluster", "cluster_ref", metavar="[RUN:]ID", default=None,
+              help="Only units in cluster ID of a `semsearch cluster` run (default: the latest).")
 @click.option("--mode", type=click.Choice(MODES), default=DEFAULT_MODE, show_default=True,
               help="dense: embeddings; keyword: full-text BM25; hybrid: both, fused.")
 @fusion_options
@@ -177,8 +180,8 @@ def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chun
               help="Show N neighbouring units on each side.")
 @model_option
 @json_option
-def query(queries, index_name, k, query_file, where, by_document, mode, fusion, rrf_k, alpha,
-          min_score, context, model, as_json):
+def query(queries, index_name, k, query_file, where, by_document, cluster_ref, mode, fusion,
+          rrf_k, alpha, min_score, context, model, as_json):
     """Print the units that best match each QUERY.
 
     Hybrid mode (the default) fuses the embedding ranking with a full-text BM25 ranking, so
@@ -189,8 +192,15 @@ def query(queries, index_name, k, query_file, where, by_document, mode, fusion, 
     if not queries:
         raise click.UsageError("give a query, or --file with one query per line")
     idx = Index.open(resolve_index_path(index_name), model=model)
+    cluster_id = None
+    if cluster_ref is not None:
+        run, _, number = cluster_ref.rpartition(":")
+        if not number.lstrip("-").isdigit() or (run and not run.isdigit()):
+            raise click.BadParameter(f"expected ID or RUN:ID, got {cluster_ref!r}",
+                                     param_hint="--cluster")
+        cluster_id = (int(run) if run else idx.store.cluster_run()["id"], int(number))
     results = idx.search(queries, k=k, mode=mode, fusion=Fusion(fusion, rrf_k, alpha),
-                         where=parse_where(where), by_document=by_document,
+                         where=parse_where(where), cluster=cluster_id, by_document=by_document,
                          min_score=min_score, context=context)
     if as_json:
         _print_json([{"query": q, "hits": [hit.to_dict() for hit in hits]}
@@ -316,6 +326,117 @@ def check(index_name, repair, batch_size, as_json):
         sys.exit(1)
 
 
+class _ClusterK(click.ParamType):
+    name = "N|auto"
+
+    def convert(self, value, param, ctx):
+        if value is None or value == "auto" or isinstance(value, int):
+            return None if value == "auto" else value
+        try:
+            return click.IntRange(1).convert(value, param, ctx)
+        except click.BadParameter:
+            self.fail(f"{value!r} is neither a number of clusters nor 'auto'", param, ctx)
+
+
+output_options = [
+    click.option("--plot", type=click.Path(dir_okay=False), default=None,
+                 help="Draw a 2-D map of the clusters to this PNG."),
+    click.option("--export", type=click.Path(dir_okay=False), default=None,
+                 help="Write every item with its cluster to this CSV."),
+]
+
+
+@cli.command()
+@index_option
+@click.option("--method", type=click.Choice(METHODS), default="kmeans", show_default=True,
+              help="kmeans (FAISS, any size); agglomerative, hdbscan, community (paraphrase"
+              f" groups) compare all pairs and stop at {PAIRWISE_LIMIT:,} items.")
+@click.option("-k", "k", type=_ClusterK(), default="auto", show_default=True,
+              help="Number of clusters (kmeans, agglomerative); auto: kmeans picks it by"
+              " silhouette, agglomerative cuts at --threshold.")
+@click.option("--by-document", is_flag=True, help="Cluster documents (mean of their units).")
+@click.option("--threshold", type=click.FloatRange(-1, 1), default=None,
+              help="Cosine similarity that joins items (agglomerative: 0.25, community: 0.75).")
+@click.option("--min-size", type=click.IntRange(1), default=None,
+              help="Smallest cluster (hdbscan: 5, community: 3).")
+@click.option("--reduce-outliers", is_flag=True,
+              help="Give outliers (cluster -1) to their nearest cluster.")
+@click.option("--restarts", type=click.IntRange(1), default=DEFAULT_RESTARTS, show_default=True,
+              help="kmeans runs; the one with the best objective is kept.")
+@click.option("--seed", default=0, show_default=True, help="Same seed and items, same clusters.")
+@output_options[0]
+@output_options[1]
+@json_option
+def cluster(index_name, method, k, by_document, threshold, min_size, reduce_outliers, restarts,
+            seed, plot, export, as_json):
+    """Group the index's units (or documents) and name each group.
+
+    The run is stored in the index: see it again with `semsearch clusters`, search inside a
+    cluster with `semsearch query --cluster`."""
+    from semsearch.clustering import cluster_index
+
+    idx = Index.open(resolve_index_path(index_name))
+    run = cluster_index(idx, method=method, by_document=by_document, k=k, seed=seed,
+                        restarts=restarts, threshold=threshold, min_size=min_size,
+                        reduce_outliers=reduce_outliers)
+    _show_run(idx, run, plot, export, as_json)
+
+
+@cli.command()
+@click.argument("run_id", metavar="[RUN]", type=int, required=False)
+@index_option
+@output_options[0]
+@output_options[1]
+@json_option
+def clusters(run_id, index_name, plot, export, as_json):
+    """List the stored cluster runs, or show RUN."""
+    idx = Index.open(resolve_index_path(index_name))
+    if run_id is None and not (plot or export):
+        runs = idx.store.cluster_runs()
+        if as_json:
+            _print_json(runs)
+        elif not runs:
+            click.echo("no cluster runs yet; run `semsearch cluster`")
+        for run in [] if as_json else runs:
+            parameters = " ".join(f"{key}={value}" for key, value in run["parameters"].items()
+                                  if key != "method")
+            click.echo(f"run {run['id']}  {run['created']}  {run['method']} over {run['items']}"
+                       f" {run['target']}s: {run['clusters']} clusters, {run['outliers']}"
+                       f" outliers  ({parameters})")
+        return
+    _show_run(idx, idx.store.cluster_run(run_id), plot, export, as_json)
+
+
+def _show_run(idx, run: dict, plot: str | None, export: str | None, as_json: bool) -> None:
+    from semsearch.clustering import export_csv, plot_map
+
+    if plot:
+        run["plot"] = {"path": plot, "projection": plot_map(idx, run, plot)}
+    if export:
+        run["export"] = {"path": export, "rows": export_csv(idx, run, export)}
+    if as_json:
+        _print_json(run)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"run {run['id']}: {run['method']} over {run['items']} {run['target']}s,"
+                  f" {run['clusters']} clusters, {run['outliers']} outliers", box=None,
+                  title_justify="left", show_edge=False, pad_edge=False)
+    for name, justify in (("cluster", "right"), ("size", "right"), ("keywords", "left"),
+                          ("nearest the centre", "left")):
+        table.add_column(name, justify=justify)
+    for c in run["cluster_list"]:
+        nearest = c["representatives"][0]["text"] if c["representatives"] else ""
+        table.add_row(str(c["cluster"]), str(c["size"]), " ".join(c["keywords"]),
+                      " ".join(nearest.split())[:90])
+    Console(soft_wrap=False).print(table)
+    if plot:
+        click.echo(f"map ({run['plot']['projection']}): {plot}")
+    if export:
+        click.echo(f"{run['export']['rows']} rows: {export}")
+
+
 @cli.group(name="eval", cls=_Group)
 def evaluate():
     """Measure quality on STS or BEIR retrieval data."""
@@ -375,6 +496,43 @@ def eval_retrieval(folder, split, unit, chunk, hold_out, modes, fusion, rrf_k, a
     for row in result["results"]:
         click.echo(f"  {row['mode']:<8} nDCG@10 {row['ndcg@10']:.2f}  MRR@10 {row['mrr@10']:.2f}"
                    f"  Recall@100 {row['recall@100']:.2f}")
+
+
+@evaluate.command(name="clustering")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--label-field", default="label", show_default=True)
+@click.option("--method", type=click.Choice(METHODS), default="kmeans", show_default=True)
+@click.option("-k", "k", type=click.IntRange(1), default=None,
+              help="Clusters (kmeans, agglomerative). Default for kmeans: the number of labels.")
+@click.option("--threshold", type=click.FloatRange(-1, 1), default=None)
+@click.option("--min-size", type=click.IntRange(1), default=None)
+@click.option("--restarts", type=click.IntRange(1), default=DEFAULT_RESTARTS, show_default=True)
+@click.option("--seeds", type=click.IntRange(1), default=10, show_default=True,
+              help="Runs to average over (seeds 0..N-1).")
+@model_option
+@pooling_option
+@batch_option
+@json_option
+def eval_clustering(files, text_field, label_field, method, k, threshold, min_size, restarts,
+                    seeds, model, pooling, batch_size, as_json):
+    """V-measure, NMI and ARI of clustering labelled texts (CSV, TSV or JSONL FILES)."""
+    from semsearch.evaluation import evaluate_clustering
+
+    options = {"restarts": restarts} if method == "kmeans" else {}
+    options.update({key: value for key, value in (("threshold", threshold),
+                                                   ("min_size", min_size)) if value is not None})
+    result = evaluate_clustering(files, text_field=text_field, label_field=label_field,
+                                 method=method, k=k, seeds=seeds, model=model, pooling=pooling,
+                                 batch_size=batch_size, **options)
+    if as_json:
+        _print_json(result)
+        return
+    click.echo(f"{result['items']} texts, {result['labels']} labels, {method}"
+               f"{' k=' + str(result['k']) if result['k'] else ''}, {seeds} seeds:")
+    for name, title in (("v_measure", "V-measure"), ("nmi", "NMI"), ("ari", "ARI"),
+                        ("clusters", "clusters"), ("outliers", "outliers")):
+        click.echo(f"  {title:<10} {result[name]['mean']:.4f} ± {result[name]['std']:.4f}")
 
 
 @cli.command()

@@ -147,3 +147,62 @@ def evaluate_retrieval(
             "queries": len(queries), "model": manifest["model"], "pooling": manifest["pooling"],
             "unit": unit, "chunk": chunk, "hold_out": hold_out,
             "fusion": asdict(fusion or Fusion()), "results": results}
+
+
+def read_labelled(paths: Sequence[str | Path], text_field: str = "text",
+                  label_field: str = "label") -> tuple[list[str], list[str]]:
+    """Texts and their labels from CSV, TSV or JSONL files (records without either are skipped
+    with a warning, as `semsearch index` does)."""
+    from semsearch.ingest import ReadOptions, read_documents
+
+    def warn(message: str) -> None:
+        raise InputError(message)
+
+    texts, labels = [], []
+    for document in read_documents([str(p) for p in paths], ReadOptions(text_field=text_field),
+                                   warn):
+        label = document.metadata.get(label_field)
+        if label in (None, ""):
+            raise InputError(f"{document.source}: a record has no {label_field!r} field")
+        texts.append(document.text)
+        labels.append(str(label))
+    if len(set(labels)) < 2:
+        raise InputError(f"{', '.join(map(str, paths))}: need at least two distinct labels in"
+                         f" field {label_field!r}")
+    return texts, labels
+
+
+def evaluate_clustering(
+    paths: Sequence[str | Path], *, text_field: str = "text", label_field: str = "label",
+    method: str = "kmeans", k: int | None = None, seeds: int = 10, model: str | None = None,
+    pooling: str | None = None, batch_size: int = 32, **options,
+) -> dict:
+    """V-measure, NMI and ARI (×1, mean and standard deviation over seeds) of clustering the
+    embedded texts against their labels; k-means uses k = number of labels unless given."""
+    texts, labels = read_labelled(paths, text_field, label_field)
+    vectors = load_encoder(model, pooling).encode(texts, batch_size=batch_size)
+    if method == "kmeans" and k is None:
+        k = len(set(labels))
+    return {"files": [str(p) for p in paths], "items": len(texts), "labels": len(set(labels)),
+            "method": method, "k": k, "seeds": seeds, "parameters": options,
+            **score_clustering(vectors, labels, method=method, k=k, seeds=seeds, **options)}
+
+
+def score_clustering(vectors, labels: list[str], *, method: str = "kmeans", k: int | None = None,
+                     seeds: int = 10, **options) -> dict:
+    """Mean and standard deviation over seeds of V-measure, NMI, ARI, clusters and outliers."""
+    import numpy as np
+    from sklearn import metrics
+
+    from semsearch.clustering import cluster_vectors
+
+    runs = []
+    for seed in range(seeds):
+        clustering = cluster_vectors(vectors, method, k=k, seed=seed, **options)
+        runs.append({"v_measure": metrics.v_measure_score(labels, clustering.labels),
+                     "nmi": metrics.normalized_mutual_info_score(labels, clustering.labels),
+                     "ari": metrics.adjusted_rand_score(labels, clustering.labels),
+                     "clusters": clustering.n_clusters, "outliers": clustering.outliers})
+    return {name: {"mean": round(float(np.mean(values)), 4),
+                   "std": round(float(np.std(values)), 4)}
+            for name in runs[0] for values in [[run[name] for run in runs]]}

@@ -217,7 +217,7 @@ class Index:
     # ---- writing -------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _writing(self, timeout: float = 0.0):
+    def writing(self, timeout: float = 0.0):
         """Exclusive writer lock plus one open transaction; rolled back on any error."""
         import fcntl
 
@@ -302,7 +302,7 @@ class Index:
         budget = {"passage": min(manifest["passage_tokens"], limit),
                   "document": limit if manifest["chunk"] else sys.maxsize}.get(manifest["unit"])
         token_counts = encoder.token_counts
-        with self._writing():
+        with self.writing():
             last_commit = time.monotonic()
             next_id = manifest["next_unit_id"]
             for chunk in _chunks(documents, DOCS_PER_CHUNK):
@@ -346,7 +346,7 @@ class Index:
 
     def remove(self, ids_or_sources: list[str]) -> int:
         """Delete documents (by id, or by the file they came from) with their vectors."""
-        with self._writing():
+        with self.writing():
             doc_ids = self.store.document_ids_for_sources(ids_or_sources) if ids_or_sources else []
             self.vectors.remove(self.store.delete_documents(doc_ids))
             self._changed = bool(doc_ids)
@@ -375,7 +375,7 @@ class Index:
             if not report["store_ok"]:
                 raise CorruptIndexError(
                     f"{self.path / STORE_FILE} is damaged; rebuild the index from your files")
-            with self._writing():
+            with self.writing():
                 if vectors is None:
                     vectors = VectorIndex.empty(self.manifest["dimension"])
                 self._vectors = vectors

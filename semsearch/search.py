@@ -6,6 +6,7 @@ Metadata filters apply *inside* every ranking, so k hits come back whenever k un
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
@@ -21,11 +22,13 @@ MODES = ("dense", "keyword", "hybrid")
 FUSIONS = ("rrf", "weighted")
 # Defaults chosen on SciFact train queries with benchmarks/hybrid_tuning.py.
 DEFAULT_MODE = "hybrid"
-DEFAULT_FUSION = "rrf"
-DEFAULT_RRF_K = 60
-DEFAULT_ALPHA = 0.5
+DEFAULT_FUSION = "weighted"
+DEFAULT_RRF_K = 10
+DEFAULT_ALPHA = 0.6
 # Each ranking hands this many candidates (at least) to the fusion.
 HYBRID_CANDIDATES = 100
+# BM25 rankings are read this deep up front; dense candidates further down score 0 on keywords.
+KEYWORD_DEPTH = 1000
 
 
 @dataclass
@@ -83,10 +86,12 @@ Candidate = tuple[float, int, "float | None", "float | None"]
 
 def search(
     index: Index, queries: list[str] | str, *, k: int = 10, mode: str = DEFAULT_MODE,
-    fusion: Fusion | None = None, where: dict | None = None, by_document: bool = False,
+    fusion: Fusion | None = None, where: dict | None = None,
+    cluster: tuple[int, int] | None = None, by_document: bool = False,
     min_score: float | None = None, context: int = 0, nprobe: int = DEFAULT_NPROBE,
 ) -> list[list[Hit]]:
-    """Top-k hits per query; ``by_document`` keeps each document's best unit.
+    """Top-k hits per query; ``by_document`` keeps each document's best unit; ``cluster`` =
+    (run, cluster) searches inside one cluster of a stored `semsearch cluster` run.
 
     ``min_score`` is a floor on the cosine similarity in dense and hybrid modes (a fused score
     has no fixed scale) and on the BM25 score in keyword mode. A query without any word falls
@@ -98,30 +103,38 @@ def search(
     if mode not in MODES:
         raise InputError(f"--mode must be one of {', '.join(MODES)}")
     fusion = fusion or Fusion()
-    subset = index.store.filtered_unit_ids(where) if where else None
+    subset = index.store.filtered_unit_ids(where, cluster) if where or cluster else None
     available = index.vectors.ntotal if subset is None else len(subset)
     if not queries:
         return []
     if available == 0:
         return [[] for _ in queries]
-    embedded = index.encoder.encode(list(queries)) if mode != "keyword" else [None] * len(queries)
+    keyword = _KeywordRankings(index, queries, where, cluster) if mode != "dense" else None
+    with ThreadPoolExecutor(max_workers=1) as pool:  # BM25 runs while the queries are embedded
+        if keyword is not None:
+            pending = pool.submit(keyword.read, KEYWORD_DEPTH)
+        embedded = index.encoder.encode(list(queries)) if mode != "keyword" else None
+        if keyword is not None:
+            pending.result()
+    floor = -np.inf if min_score is None else min_score
     results = []
-    for text, query_vector in zip(queries, embedded, strict=True):
-        def rank(fetch: int, text=text, query_vector=query_vector) -> list[Candidate]:
+    for number in range(len(queries)):
+        query_vector = embedded[number] if embedded is not None else None
+
+        def rank(fetch: int, number=number, query_vector=query_vector) -> list[Candidate]:
             if mode == "dense":
                 return [(s, i, s, None) for s, i in _dense(index, query_vector, fetch, subset,
                                                            nprobe)]
             if mode == "keyword":
-                return [(s, i, None, s) for s, i in
-                        index.store.keyword_search(text, fetch, where=where)]
-            return _hybrid(index, text, query_vector, fetch, subset, where, nprobe, fusion)
+                return [(s, i, None, s) for s, i in keyword.ranking(number, fetch)[:fetch]]
+            return _hybrid(index, query_vector, fetch, subset, nprobe, fusion,
+                           keyword.ranking(number, fetch))
 
-        ranked, rows = _top(index, rank, k, available, by_document)
-        floor = min_score if min_score is not None else -np.inf
+        ranked = [c for c in _top(index, rank, k, available, by_document)
+                  if (c[3] if mode == "keyword" else c[2]) >= floor][:k]
+        rows = index.store.hits([c[1] for c in ranked])
         hits = []
         for score, unit_id, dense_score, keyword_score in ranked:
-            if (keyword_score if mode == "keyword" else dense_score) < floor:
-                continue
             row = rows[unit_id]
             hit = Hit(rank=len(hits) + 1, score=round(score, 6), unit_id=unit_id,
                       dense_score=_round(dense_score), keyword_score=_round(keyword_score), **row)
@@ -129,24 +142,43 @@ def search(
                 hit.context = [{"ordinal": o, "text": t} for o, t in
                                index.store.neighbours(row["document_id"], row["ordinal"], context)]
             hits.append(hit)
-            if len(hits) == k:
-                break
         results.append(hits)
     return results
 
 
+class _KeywordRankings:
+    """Each query's BM25 ranking, read ``depth`` deep up front (so fusion finds the keyword
+    score of dense candidates without another query) and deeper only when a caller needs it."""
+
+    def __init__(self, index: Index, queries: list[str], where, cluster):
+        self.store, self.queries, self.where, self.cluster = index.store, queries, where, cluster
+        self.rankings: list[tuple[list[tuple[float, int]], int]] = []
+
+    def read(self, depth: int) -> None:
+        self.rankings = [(self._read(text, depth), depth) for text in self.queries]
+
+    def ranking(self, number: int, fetch: int) -> list[tuple[float, int]]:
+        found, depth = self.rankings[number]
+        if fetch > depth and len(found) == depth:  # cut short at the old depth: read deeper
+            found = self._read(self.queries[number], fetch)
+            self.rankings[number] = (found, fetch)
+        return found
+
+    def _read(self, text: str, depth: int) -> list[tuple[float, int]]:
+        return self.store.keyword_search(text, depth, where=self.where, cluster=self.cluster)
+
+
 def _top(index: Index, rank: Callable[[int], list[Candidate]], k: int, available: int,
-         by_document: bool) -> tuple[list[Candidate], dict[int, dict]]:
+         by_document: bool) -> list[Candidate]:
     """Fetch deeper until k (documents, with ``by_document``) are ranked or nothing is left."""
     fetch = min(k * (5 if by_document else 1), available)
     while True:
         ranked = rank(fetch)
         exhausted = len(ranked) < fetch  # the ranking had no more to give
-        rows = index.store.hits([c[1] for c in ranked])
         if by_document:
-            ranked = _best_per_document(ranked, rows)
+            ranked = _best_per_document(ranked, index.store.document_ids([c[1] for c in ranked]))
         if len(ranked) >= k or fetch >= available or exhausted:
-            return ranked, rows
+            return ranked
         fetch = min(fetch * 4, available)
 
 
@@ -155,20 +187,17 @@ def _dense(index: Index, query_vector: np.ndarray, fetch: int, subset, nprobe: i
     return [(float(s), int(i)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
 
 
-def _hybrid(index: Index, text: str, query_vector: np.ndarray, fetch: int, subset, where,
-            nprobe: int, fusion: Fusion) -> list[Candidate]:
-    """Both rankings to depth ``fetch``, each candidate scored by both, then fused."""
+def _hybrid(index: Index, query_vector: np.ndarray, fetch: int, subset, nprobe: int,
+            fusion: Fusion, keyword_ranking: list[tuple[float, int]]) -> list[Candidate]:
+    """The top ``fetch`` of both rankings, each candidate scored both ways, then fused."""
     fetch = max(fetch, HYBRID_CANDIDATES)
     dense = _dense(index, query_vector, fetch, subset, nprobe)
-    keyword = index.store.keyword_search(text, fetch, where=where)
+    keyword = keyword_ranking[:fetch]
+    keyword_scores = {i: s for s, i in keyword_ranking}  # deeper than the candidates
     dense_scores = {i: s for s, i in dense}
-    keyword_scores = {i: s for s, i in keyword}
-    missing = np.array([i for i in keyword_scores if i not in dense_scores], dtype=np.int64)
+    missing = np.array([i for _, i in keyword if i not in dense_scores], dtype=np.int64)
     dense_scores.update(zip(missing.tolist(), index.vectors.scores(query_vector, missing).tolist(),
                             strict=True))
-    unmatched = [i for i in dense_scores if i not in keyword_scores]
-    keyword_scores.update((i, s) for s, i in index.store.keyword_search(
-        text, len(unmatched), unit_ids=unmatched))
     if fusion.method == "rrf":
         fused = dict.fromkeys(dense_scores, 0.0)
         for ranking in (dense, keyword):
@@ -176,7 +205,7 @@ def _hybrid(index: Index, text: str, query_vector: np.ndarray, fetch: int, subse
                 fused[unit_id] += 1 / (fusion.rrf_k + position)
     else:
         dense_norm = _min_max(dense_scores)
-        top_keyword = max(keyword_scores.values(), default=0.0) or 1.0
+        top_keyword = (keyword[0][0] if keyword else 0.0) or 1.0
         fused = {i: fusion.alpha * dense_norm[i]
                  + (1 - fusion.alpha) * keyword_scores.get(i, 0.0) / top_keyword
                  for i in dense_scores}
@@ -194,11 +223,11 @@ def _round(score: float | None) -> float | None:
     return None if score is None else round(float(score), 6)
 
 
-def _best_per_document(ranked: list[Candidate], rows: dict[int, dict]) -> list[Candidate]:
+def _best_per_document(ranked: list[Candidate], documents: dict[int, str]) -> list[Candidate]:
     seen: set[str] = set()
     best = []
     for candidate in ranked:  # already sorted: the first unit per document is its best
-        document_id = rows[candidate[1]]["document_id"]
+        document_id = documents[candidate[1]]
         if document_id not in seen:
             seen.add(document_id)
             best.append(candidate)

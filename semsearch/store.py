@@ -24,14 +24,20 @@ _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 _WORD = re.compile(r"\w+")
 
 
-def keyword_query(text: str) -> str:
+def keyword_query(text: str, drop_stop_words: bool = True) -> str:
     """User text as an FTS5 query that can only mean "any of these words".
 
     Every word is quoted, so FTS5 operators (AND, OR, NOT, NEAR, ``*``, ``^``, ``:``, parentheses,
-    quotes) in the text are plain words or dropped punctuation, never syntax. Empty when the text
-    has no words (emoji, punctuation only).
+    quotes) in the text are plain words or dropped punctuation, never syntax. English stop words
+    are dropped unless nothing else is left: they add next to nothing to BM25 but make nearly
+    every unit a match, which makes the query several times slower. Empty when the text has no
+    words (emoji, punctuation only).
     """
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
     words = list(dict.fromkeys(word.lower() for word in _WORD.findall(text)))
+    if drop_stop_words:
+        words = [word for word in words if word not in ENGLISH_STOP_WORDS] or words
     return " OR ".join(f'"{word}"' for word in words[:MAX_KEYWORD_TERMS])
 
 
@@ -45,7 +51,9 @@ class Store:
     def __init__(self, path: Path):
         self.path = path
         try:
-            self.db = sqlite_utils.Database(sqlite3.connect(path, timeout=30))
+            # Searches read the full-text index on a worker thread while the encoder runs.
+            self.db = sqlite_utils.Database(
+                sqlite3.connect(path, timeout=30, check_same_thread=False))
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.DatabaseError as exc:
@@ -127,6 +135,9 @@ class Store:
             removed += [row[0] for row in self.db.execute(
                 f"select id from units where document_id in ({marks})", chunk)]
             self.db.execute(f"delete from units where document_id in ({marks})", chunk)
+            if self.db["cluster_assignments"].exists():  # a run no longer lists them
+                self.db.execute(
+                    f"delete from cluster_assignments where document_id in ({marks})", chunk)
             self.db.execute(f"delete from documents where id in ({marks})", chunk)
         return np.array(removed, dtype=np.int64)
 
@@ -152,37 +163,43 @@ class Store:
             f"select id from documents where source in ({marks}) or id in ({marks})",
             sources + sources)]
 
-    def filtered_unit_ids(self, where: dict[str, str]) -> np.ndarray:
-        """Units whose document metadata matches every ``key=value`` (compared as text)."""
-        clause, params = _where_sql(where)
+    def filtered_unit_ids(self, where: dict[str, str] | None = None,
+                          cluster: tuple[int, int] | None = None) -> np.ndarray:
+        """Units whose document metadata matches every ``key=value`` (compared as text) and,
+        with ``cluster`` = (run, cluster), that belong to that cluster."""
+        clause, params = self._scope_sql(where, cluster)
         sql = f"select u.id from units u join documents d on d.id = u.document_id where {clause}"
         return np.array([row[0] for row in self.db.execute(sql, params)], dtype=np.int64)
 
     def keyword_search(
         self, text: str, limit: int, *, where: dict[str, str] | None = None,
-        unit_ids: Iterable[int] | None = None,
+        cluster: tuple[int, int] | None = None, drop_stop_words: bool = True,
     ) -> list[tuple[float, int]]:
         """BM25 (higher is better) and unit id of the best keyword matches for ``text``, inside
-        the ``where`` filter and, when given, among ``unit_ids`` only."""
-        query = keyword_query(text)
+        the ``where`` filter and ``cluster``."""
+        query = keyword_query(text, drop_stop_words)
         if not query or limit < 1:
             return []
         sql = ("select units_fts.rowid, -bm25(units_fts) from units_fts"
                " join units u on u.id = units_fts.rowid")
         clauses, params = ["units_fts match ?"], [query]
-        if where:
+        if where or cluster:
             sql += " join documents d on d.id = u.document_id"
-            clause, where_params = _where_sql(where)
+            clause, scope_params = self._scope_sql(where, cluster)
             clauses.append(clause)
-            params += where_params
-        if unit_ids is not None:
-            ids = [int(i) for i in unit_ids]
-            if not ids:
-                return []
-            clauses.append(f"units_fts.rowid in ({','.join('?' * len(ids))})")
-            params += ids
+            params += scope_params
         sql += f" where {' and '.join(clauses)} order by rank limit ?"
         return [(score, unit_id) for unit_id, score in self.db.execute(sql, [*params, limit])]
+
+    def document_ids(self, ids: list[int]) -> dict[int, str]:
+        """The document of each unit id."""
+        found: dict[int, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = [int(i) for i in ids[start:start + 500]]
+            found.update(self.db.execute(
+                f"select id, document_id from units where id in ({','.join('?' * len(chunk))})",
+                chunk).fetchall())
+        return found
 
     def hits(self, ids: list[int]) -> dict[int, dict]:
         """Unit rows joined with their document, keyed by unit id."""
@@ -220,16 +237,73 @@ class Store:
             self.db["units"].enable_fts(["text"], tokenize=tokenizer, create_triggers=True,
                                         replace=True)
 
+    def _scope_sql(self, where: dict[str, str] | None,
+                   cluster: tuple[int, int] | None) -> tuple[str, list]:
+        """SQL condition on units ``u`` and their documents ``d``."""
+        clauses, params = ["1"], []
+        for key, value in (where or {}).items():
+            if not _FIELD_NAME.match(key):
+                raise InputError(f"--where: invalid field name {key!r}")
+            clauses.append("cast(json_extract(d.metadata, ?) as text) = ?")
+            params += [f'$."{key}"', value]
+        if cluster is not None:
+            self.cluster_run(cluster[0])  # a clear error for an unknown run
+            clauses.append(
+                "(u.id in (select unit_id from cluster_assignments where run = ? and cluster = ?)"
+                " or u.document_id in (select document_id from cluster_assignments"
+                " where run = ? and cluster = ? and unit_id is null))")
+            params += [*cluster, *cluster]
+        return " and ".join(clauses), params
+
+    # ---- cluster runs ----------------------------------------------------------------------
+
+    def save_cluster_run(self, run: dict, clusters: list[dict],
+                         assignments: Iterable[dict]) -> int:
+        """Store one clustering (its parameters, its clusters, every item's cluster)."""
+        self.db["cluster_runs"].create(
+            {"id": int, "method": str, "target": str, "parameters": str, "clusters": int,
+             "outliers": int, "items": int, "created": str}, pk="id", if_not_exists=True)
+        self.db["clusters"].create(
+            {"run": int, "cluster": int, "size": int, "keywords": str, "representatives": str},
+            pk=("run", "cluster"), if_not_exists=True)
+        self.db["cluster_assignments"].create(
+            {"run": int, "unit_id": int, "document_id": str, "cluster": int, "distance": float},
+            if_not_exists=True)
+        self.db["cluster_assignments"].create_index(["run", "cluster"], if_not_exists=True)
+        run_id = self.db["cluster_runs"].insert(
+            {**run, "parameters": json.dumps(run["parameters"]), "created": _now()}).last_pk
+        self.db["clusters"].insert_all(
+            {**c, "run": run_id, "keywords": json.dumps(c["keywords"]),
+             "representatives": json.dumps(c["representatives"])} for c in clusters)
+        self.db["cluster_assignments"].insert_all(
+            ({**a, "run": run_id} for a in assignments), batch_size=5000)
+        return run_id
+
+    def cluster_runs(self) -> list[dict]:
+        if not self.db["cluster_runs"].exists():
+            return []
+        return [{**row, "parameters": json.loads(row["parameters"])}
+                for row in self.db["cluster_runs"].rows_where(order_by="id")]
+
+    def cluster_run(self, run_id: int | None = None) -> dict:
+        """One stored run (the latest when ``run_id`` is None) with its clusters."""
+        runs = {run["id"]: run for run in self.cluster_runs()}
+        if not runs:
+            raise InputError("this index has no cluster runs yet; run `semsearch cluster`")
+        if run_id is None:
+            run_id = max(runs)
+        if run_id not in runs:
+            raise InputError(f"no cluster run {run_id}; runs: {', '.join(map(str, runs))}")
+        clusters = [{**row, "keywords": json.loads(row["keywords"]),
+                     "representatives": json.loads(row["representatives"])}
+                    for row in self.db["clusters"].rows_where(
+                        "run = ?", [run_id], order_by="cluster")]
+        return {**runs[run_id], "cluster_list": clusters}
+
+    def cluster_assignments(self, run_id: int) -> list[dict]:
+        return list(self.db["cluster_assignments"].rows_where(
+            "run = ?", [run_id], order_by="rowid"))
+
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*"))
 
-
-def _where_sql(where: dict[str, str]) -> tuple[str, list]:
-    """SQL condition on documents ``d`` for metadata ``key=value`` pairs (compared as text)."""
-    clauses, params = [], []
-    for key, value in where.items():
-        if not _FIELD_NAME.match(key):
-            raise InputError(f"--where: invalid field name {key!r}")
-        clauses.append("cast(json_extract(d.metadata, ?) as text) = ?")
-        params += [f'$."{key}"', value]
-    return " and ".join(clauses), params

@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import DATA
 from semsearch.index import Index
 from semsearch.ingest import Document
 from semsearch.search import MODES, Fusion
@@ -15,11 +16,14 @@ KETTLE = ("Our shop opens at nine and closes at six; deliveries arrive on Tuesda
 
 @pytest.fixture(scope="module")
 def parts_index(tmp_path_factory, encoder):
-    """Short notes on parts with codes close to QX7R2, and one long text that holds QX7R2."""
+    """Short notes on parts with codes close to QX7R2, one long text that holds QX7R2, and
+    sentences on other topics around them."""
     index = Index.create(tmp_path_factory.mktemp("parts") / "index")
     notes = [Document(id=f"part{i}", text=f"Part QX7R{i} fits the older kettle.")
              for i in range(3, 9)]
-    index.add([*notes, Document(id="shop", text=KETTLE)])
+    others = [Document(id=r["id"], text=r["text"])
+              for r in map(json.loads, (DATA / "topics-mini.jsonl").read_text().splitlines())]
+    index.add([*notes, Document(id="shop", text=KETTLE), *others])
     return index
 
 
@@ -28,13 +32,12 @@ def ids(hits):
 
 
 def test_rare_exact_term_missed_by_dense_is_found_by_hybrid(parts_index):
-    assert "shop" not in ids(parts_index.search("QX7R2", k=3, mode="dense")[0])
-    assert ids(parts_index.search("QX7R2", k=3, mode="keyword")[0]) == ["shop"]
-    hybrid = parts_index.search("QX7R2", k=3, mode="hybrid")[0]
-    assert ids(hybrid)[0] == "shop"
-    assert hybrid[0].keyword_score > 0 and hybrid[0].dense_score is not None
-    weighted = parts_index.search("QX7R2", k=3, mode="hybrid", fusion=Fusion("weighted"))[0]
-    assert "shop" in ids(weighted)
+    assert "shop" not in ids(parts_index.search("QX7R2", k=5, mode="dense")[0])
+    assert ids(parts_index.search("QX7R2", k=5, mode="keyword")[0]) == ["shop"]
+    for fusion in (None, Fusion("weighted"), Fusion("rrf")):
+        hybrid = parts_index.search("QX7R2", k=5, mode="hybrid", fusion=fusion)[0]
+        assert ids(hybrid)[0] == "shop"
+        assert hybrid[0].keyword_score > 0 and hybrid[0].dense_score is not None
 
 
 def test_hybrid_scores_every_hit_both_ways(parts_index):
@@ -61,7 +64,10 @@ def test_fts_operators_are_plain_words(parts_index, text):
 
 
 def test_keyword_query_quotes_every_word_and_caps_their_number():
-    assert keyword_query('NEAR("a" b*) OR c:d') == '"near" OR "a" OR "b" OR "or" OR "c" OR "d"'
+    assert keyword_query('NEAR("a" b*) OR c:d', drop_stop_words=False) == (
+        '"near" OR "a" OR "b" OR "or" OR "c" OR "d"')
+    assert keyword_query("the telomeres OF a cell") == '"telomeres" OR "cell"'
+    assert keyword_query("to be or not to be") == '"to" OR "be" OR "or" OR "not"'
     assert keyword_query("🙂 ... !!") == ""
     long = keyword_query(" ".join(f"w{i}" for i in range(1000)))
     assert long.count(" OR ") == MAX_KEYWORD_TERMS - 1

@@ -1,0 +1,326 @@
+"""Clustering: group unit or document vectors, name each group by its words, keep the run.
+
+k-means runs on FAISS (spherical, several restarts kept by objective: on SIB-200 one plain run
+scores a V-measure of 0.44 and twenty restarts 0.49); agglomerative and HDBSCAN come from
+scikit-learn and community detection from sentence-transformers. Labels are c-TF-IDF keywords
+(each cluster's text as one document, as BERTopic does) plus the units nearest the centroid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from semsearch.errors import InputError
+
+if TYPE_CHECKING:
+    from semsearch.index import Index
+
+METHODS = ("kmeans", "agglomerative", "hdbscan", "community")
+# Methods that need all pairwise distances (memory and time grow with n²) stop here.
+PAIRWISE_LIMIT = 20_000
+DEFAULT_RESTARTS = 20
+KMEANS_ITERATIONS = 50
+# --k auto: silhouette (cosine) of k-means on a sample, for k in this range.
+AUTO_K_RANGE = (2, 30)
+SILHOUETTE_SAMPLE = 4_000
+DEFAULT_THRESHOLD = {"agglomerative": 0.25, "community": 0.75}  # cosine similarity
+DEFAULT_MIN_SIZE = {"hdbscan": 5, "community": 3}
+
+
+@dataclass
+class Clustering:
+    labels: np.ndarray  # cluster per item; -1 marks an outlier
+    centroids: np.ndarray  # one normalised row per cluster, cluster i at row i
+    distances: np.ndarray  # cosine distance of each item to its centroid (nan for outliers)
+    parameters: dict = field(default_factory=dict)
+
+    @property
+    def n_clusters(self) -> int:
+        return len(self.centroids)
+
+    @property
+    def outliers(self) -> int:
+        return int((self.labels == -1).sum())
+
+
+def cluster_vectors(
+    vectors: np.ndarray, method: str = "kmeans", *, k: int | None = None, seed: int = 0,
+    restarts: int = DEFAULT_RESTARTS, threshold: float | None = None,
+    min_size: int | None = None, reduce_outliers: bool = False,
+) -> Clustering:
+    """Cluster normalised vectors. ``k=None`` lets k-means choose k by silhouette and makes
+    agglomerative cut at ``threshold``. Results depend on the set of vectors and the seed only:
+    rows are put in a canonical order first, and clusters are numbered by size."""
+    if method not in METHODS:
+        raise InputError(f"--method must be one of {', '.join(METHODS)}")
+    n = len(vectors)
+    if n < 2:
+        raise InputError(f"clustering needs at least 2 items, got {n}")
+    if k is not None and not 1 <= k <= n:
+        raise InputError(f"-k must be between 1 and the number of items ({n})")
+    if method != "kmeans" and n > PAIRWISE_LIMIT:
+        raise InputError(f"{method} compares every pair of items and {n:,} items is over its"
+                         f" limit of {PAIRWISE_LIMIT:,}; use --method kmeans")
+    order = np.lexsort(vectors.T[::-1])  # the same rows in any input order → the same order
+    data = np.ascontiguousarray(vectors[order], dtype=np.float32)
+    parameters: dict = {"method": method, "seed": seed}
+    if method == "kmeans":
+        if k is None:
+            k = choose_k(data, seed=seed)
+            parameters["k_chosen_by"] = "silhouette"
+        labels = _kmeans(data, k, seed, restarts)
+        parameters.update(k=k, restarts=restarts)
+    elif method == "agglomerative":
+        from sklearn.cluster import AgglomerativeClustering
+
+        threshold = DEFAULT_THRESHOLD[method] if threshold is None else threshold
+        model = AgglomerativeClustering(
+            n_clusters=k, distance_threshold=None if k else 1 - threshold, metric="cosine",
+            linkage="average")
+        labels = model.fit_predict(data)
+        parameters.update({"k": k} if k else {"threshold": threshold})
+    elif method == "hdbscan":
+        from sklearn.cluster import HDBSCAN
+
+        min_size = DEFAULT_MIN_SIZE[method] if min_size is None else min_size
+        # On unit vectors euclidean distance orders pairs as cosine does, and allows trees.
+        labels = HDBSCAN(min_cluster_size=max(2, min_size), copy=True).fit_predict(data)
+        parameters.update(min_size=min_size)
+    else:
+        from sentence_transformers.util import community_detection
+
+        threshold = DEFAULT_THRESHOLD[method] if threshold is None else threshold
+        min_size = DEFAULT_MIN_SIZE[method] if min_size is None else min_size
+        labels = np.full(n, -1)
+        for number, members in enumerate(community_detection(
+                data, threshold=threshold, min_community_size=min_size)):
+            labels[members] = number
+        parameters.update(threshold=threshold, min_size=min_size)
+    labels = _by_size(np.asarray(labels))
+    centroids = _centroids(data, labels)
+    if reduce_outliers and (labels == -1).any() and len(centroids):
+        outliers = labels == -1
+        labels[outliers] = np.argmax(data[outliers] @ centroids.T, axis=1)
+        centroids = _centroids(data, labels)
+        parameters["reduce_outliers"] = True
+    distances = np.full(n, np.nan, dtype=np.float32)
+    member = labels >= 0
+    distances[member] = 1 - np.einsum("ij,ij->i", data[member], centroids[labels[member]])
+    restore = np.empty_like(order)
+    restore[order] = np.arange(n)
+    return Clustering(labels=labels[restore], centroids=centroids, distances=distances[restore],
+                      parameters=parameters)
+
+
+def _kmeans(data: np.ndarray, k: int, seed: int, restarts: int) -> np.ndarray:
+    import faiss
+
+    kmeans = faiss.Kmeans(data.shape[1], k, niter=KMEANS_ITERATIONS, nredo=max(1, restarts),
+                          seed=seed, spherical=True, gpu=faiss.get_num_gpus() > 0,
+                          min_points_per_centroid=1)
+    kmeans.train(data)
+    return kmeans.index.search(data, 1)[1][:, 0]
+
+
+def choose_k(data: np.ndarray, *, seed: int = 0, k_range: tuple[int, int] = AUTO_K_RANGE) -> int:
+    """The k whose k-means clustering has the best cosine silhouette on a sample."""
+    from sklearn.metrics import silhouette_score
+
+    rng = np.random.default_rng(seed)
+    sample = data[np.sort(rng.permutation(len(data))[:SILHOUETTE_SAMPLE])]
+    candidates = range(k_range[0], min(k_range[1], len(sample) - 1) + 1)
+    if not candidates:
+        return 1
+    scores = {}
+    for k in candidates:
+        labels = _kmeans(sample, k, seed, restarts=3)
+        if len(set(labels.tolist())) > 1:
+            scores[k] = silhouette_score(sample, labels, metric="cosine")
+    return max(scores, key=scores.get) if scores else 1
+
+
+def _by_size(labels: np.ndarray) -> np.ndarray:
+    """Renumber clusters 0, 1, … from the largest (ties: the earliest member); -1 stays."""
+    found = [c for c in np.unique(labels) if c >= 0]
+    first = {c: int(np.argmax(labels == c)) for c in found}
+    ranked = sorted(found, key=lambda c: (-int((labels == c).sum()), first[c]))
+    mapping = {c: number for number, c in enumerate(ranked)}
+    return np.array([mapping.get(c, -1) for c in labels.tolist()], dtype=np.int64)
+
+
+def _centroids(data: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    count = int(labels.max()) + 1 if len(labels) else 0
+    sums = np.zeros((count, data.shape[1]), dtype=np.float32)
+    np.add.at(sums, labels[labels >= 0], data[labels >= 0])
+    return sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+
+
+def cluster_keywords(texts: list[str], labels: np.ndarray, top: int = 6) -> dict[int, list[str]]:
+    """Each cluster's most distinctive words by class-based TF-IDF, English stop words removed:
+    term frequency within the cluster × log(1 + average cluster length / corpus frequency)."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    clusters = sorted(int(c) for c in set(labels.tolist()) if c >= 0)
+    joined = [" ".join(texts[i] for i in np.flatnonzero(labels == c)) for c in clusters]
+    vectorizer = CountVectorizer(stop_words="english", token_pattern=r"(?u)\b[^\W\d_][\w-]+\b")
+    try:
+        counts = vectorizer.fit_transform(joined).toarray().astype(np.float64)
+    except ValueError:  # nothing but stop words and numbers
+        return {c: [] for c in clusters}
+    words = vectorizer.get_feature_names_out()
+    frequency = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    average_length = counts.sum() / max(len(clusters), 1)
+    weights = frequency * np.log1p(average_length / np.maximum(counts.sum(axis=0), 1))
+    return {c: [str(words[j]) for j in np.argsort(-row, kind="stable")[:top] if row[j] > 0]
+            for c, row in zip(clusters, weights, strict=True)}
+
+
+def representatives(clustering: Clustering, n: int = 3) -> dict[int, list[int]]:
+    """Positions of the ``n`` items nearest each cluster's centroid."""
+    result = {}
+    for c in range(clustering.n_clusters):
+        members = np.flatnonzero(clustering.labels == c)
+        result[c] = members[np.argsort(clustering.distances[members], kind="stable")[:n]].tolist()
+    return result
+
+
+def cluster_index(
+    index: Index, *, method: str = "kmeans", by_document: bool = False, k: int | None = None,
+    seed: int = 0, restarts: int = DEFAULT_RESTARTS, threshold: float | None = None,
+    min_size: int | None = None, reduce_outliers: bool = False, keywords: int = 6,
+) -> dict:
+    """Cluster an index's units (or documents: the normalised mean of their units), label the
+    clusters and store the run; returns the stored run."""
+    rows = index.store.db.execute("select id, document_id, text from units order by id")
+    unit_ids, document_ids, texts = map(list, zip(*rows.fetchall(), strict=True)) if (
+        index.store.count("units")) else ([], [], [])
+    vectors = index.vectors.vectors(np.array(unit_ids, dtype=np.int64))
+    if by_document:
+        names, position = np.unique(np.array(document_ids, dtype=object), return_inverse=True)
+        sums = np.zeros((len(names), vectors.shape[1]), dtype=np.float32)
+        np.add.at(sums, position, vectors)
+        vectors = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+        joined: dict[str, list[str]] = {}
+        for document_id, text in zip(document_ids, texts, strict=True):
+            joined.setdefault(document_id, []).append(text)
+        items = [{"unit_id": None, "document_id": name} for name in names.tolist()]
+        texts = [" ".join(joined[name]) for name in names.tolist()]
+    else:
+        items = [{"unit_id": u, "document_id": d}
+                 for u, d in zip(unit_ids, document_ids, strict=True)]
+    clustering = cluster_vectors(vectors, method, k=k, seed=seed, restarts=restarts,
+                                 threshold=threshold, min_size=min_size,
+                                 reduce_outliers=reduce_outliers)
+    words = cluster_keywords(texts, clustering.labels, top=keywords)
+    nearest = representatives(clustering)
+    sizes = np.bincount(clustering.labels[clustering.labels >= 0],
+                        minlength=clustering.n_clusters)
+    clusters = [{"cluster": c, "size": int(sizes[c]), "keywords": words.get(c, []),
+                 "representatives": [{**items[i], "text": texts[i][:300]} for i in nearest[c]]}
+                for c in range(clustering.n_clusters)]
+    assignments = ({**item, "cluster": int(label),
+                    "distance": None if np.isnan(distance) else float(distance)}
+                   for item, label, distance in zip(items, clustering.labels,
+                                                    clustering.distances, strict=True))
+    run = {"method": method, "target": "document" if by_document else "unit",
+           "parameters": clustering.parameters, "clusters": clustering.n_clusters,
+           "outliers": clustering.outliers, "items": len(items)}
+    with index.writing():
+        run_id = index.store.save_cluster_run(run, clusters, assignments)
+    return index.store.cluster_run(run_id)
+
+
+def run_items(index: Index, run: dict) -> tuple[list[dict], np.ndarray]:
+    """A stored run's items (still in the index) with their vectors, in stored order."""
+    items = index.store.cluster_assignments(run["id"])
+    if run["target"] == "unit":
+        return items, index.vectors.vectors(np.array([i["unit_id"] for i in items], np.int64))
+    rows = index.store.db.execute("select id, document_id from units order by id").fetchall()
+    units: dict[str, list[int]] = {}
+    for unit_id, document_id in rows:
+        units.setdefault(document_id, []).append(unit_id)
+    vectors = np.vstack([index.vectors.vectors(np.array(units[i["document_id"]], np.int64))
+                         .mean(axis=0) for i in items]) if items else np.zeros((0, 1), np.float32)
+    return items, vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def export_csv(index: Index, run: dict, path: str) -> int:
+    """Every item of a run with its cluster, distance, the cluster's keywords and its text."""
+    import csv
+
+    keywords = {c["cluster"]: " ".join(c["keywords"]) for c in run["cluster_list"]}
+    items = index.store.cluster_assignments(run["id"])
+    texts = dict(index.store.unit_texts(i["unit_id"] for i in items)) if (
+        run["target"] == "unit") else {}
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["cluster", "keywords", "distance", "document_id", "unit_id", "text"])
+        for item in items:
+            writer.writerow([item["cluster"], keywords.get(item["cluster"], ""),
+                             item["distance"], item["document_id"], item["unit_id"],
+                             texts.get(item["unit_id"], "")])
+    return len(items)
+
+
+# UMAP draws the map between these sizes: below, PCA shows as much and starts instantly (UMAP's
+# first call compiles for ~20 s); above, UMAP's neighbour graph gets slow.
+UMAP_RANGE = (500, 50_000)
+
+
+def plot_map(index: Index, run: dict, path: str, seed: int = 0) -> str:
+    """A 2-D map of a run (UMAP when installed and the run is small enough, else PCA), one
+    colour per cluster, outliers grey, each cluster named by its top keywords at its centre.
+    Returns the projection used."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise InputError("--plot needs matplotlib: pip install 'semsearch[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    items, vectors = run_items(index, run)
+    labels = np.array([i["cluster"] for i in items])
+    points, projection = _project(vectors, seed)
+    figure, axes = plt.subplots(figsize=(12, 9), dpi=150)
+    size = float(np.clip(30_000 / max(len(points), 1), 2, 40))
+    outliers = labels == -1
+    axes.scatter(*points[outliers].T, s=size / 2, c="#c8c8c8", linewidths=0)
+    colours = plt.get_cmap("tab10" if run["clusters"] <= 10 else "tab20")
+    for cluster in run["cluster_list"]:
+        members = labels == cluster["cluster"]
+        if not members.any():
+            continue
+        axes.scatter(*points[members].T, s=size, color=colours(cluster["cluster"] % 20),
+                     linewidths=0, alpha=0.7)
+        x, y = np.median(points[members], axis=0)
+        axes.annotate(f"{cluster['cluster']}: {' '.join(cluster['keywords'][:3])}", (x, y),
+                      ha="center", va="center", fontsize=8, weight="bold",
+                      bbox={"boxstyle": "round,pad=0.2", "fc": "white", "alpha": 0.8,
+                            "ec": colours(cluster["cluster"] % 20)})
+    axes.set_title(f"{index.path.name}: run {run['id']}, {run['method']} over"
+                   f" {run['items']:,} {run['target']}s, {run['clusters']} clusters"
+                   f" ({projection.upper()} projection)")
+    axes.set_xticks([])
+    axes.set_yticks([])
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return projection
+
+
+def _project(vectors: np.ndarray, seed: int) -> tuple[np.ndarray, str]:
+    if UMAP_RANGE[0] <= len(vectors) <= UMAP_RANGE[1]:
+        try:
+            import umap
+        except ImportError:
+            pass
+        else:
+            reducer = umap.UMAP(n_components=2, metric="cosine", random_state=seed,
+                                n_neighbors=15, min_dist=0.1, n_jobs=1)
+            return reducer.fit_transform(vectors), "umap"
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=2, random_state=seed).fit_transform(vectors), "pca"
