@@ -64,7 +64,7 @@ def cluster_vectors(
     if method != "kmeans" and n > PAIRWISE_LIMIT:
         raise InputError(f"{method} compares every pair of items and {n:,} items is over its"
                          f" limit of {PAIRWISE_LIMIT:,}; use --method kmeans")
-    order = np.lexsort(vectors.T[::-1])  # the same rows in any input order → the same order
+    order = canonical_order(vectors)
     data = np.ascontiguousarray(vectors[order], dtype=np.float32)
     parameters: dict = {"method": method, "seed": seed}
     if method == "kmeans":
@@ -115,6 +115,14 @@ def cluster_vectors(
                       parameters=parameters)
 
 
+def canonical_order(vectors: np.ndarray) -> np.ndarray:
+    """An order of the rows that depends on their values only, not on how they came in: by
+    their projections on two fixed random directions (distinct rows tie with probability 0)."""
+    directions = np.random.default_rng(20261127).standard_normal((vectors.shape[1], 2))
+    keys = vectors.astype(np.float64) @ directions
+    return np.lexsort((keys[:, 1], keys[:, 0]))
+
+
 def _kmeans(data: np.ndarray, k: int, seed: int, restarts: int) -> np.ndarray:
     import faiss
 
@@ -144,17 +152,21 @@ def choose_k(data: np.ndarray, *, seed: int = 0, k_range: tuple[int, int] = AUTO
 
 def _by_size(labels: np.ndarray) -> np.ndarray:
     """Renumber clusters 0, 1, … from the largest (ties: the earliest member); -1 stays."""
-    found = [c for c in np.unique(labels) if c >= 0]
-    first = {c: int(np.argmax(labels == c)) for c in found}
-    ranked = sorted(found, key=lambda c: (-int((labels == c).sum()), first[c]))
-    mapping = {c: number for number, c in enumerate(ranked)}
-    return np.array([mapping.get(c, -1) for c in labels.tolist()], dtype=np.int64)
+    found, first, sizes = np.unique(labels[labels >= 0], return_index=True, return_counts=True)
+    ranked = found[np.lexsort((first, -sizes))]
+    mapping = np.full(int(labels.max()) + 2 if len(labels) else 1, -1, dtype=np.int64)
+    mapping[ranked] = np.arange(len(ranked))
+    return mapping[labels]  # label -1 reads the last slot, which stays -1
 
 
 def _centroids(data: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    from scipy import sparse
+
+    member = np.flatnonzero(labels >= 0)
     count = int(labels.max()) + 1 if len(labels) else 0
-    sums = np.zeros((count, data.shape[1]), dtype=np.float32)
-    np.add.at(sums, labels[labels >= 0], data[labels >= 0])
+    onehot = sparse.csr_matrix((np.ones(len(member), np.float32), (labels[member], member)),
+                               shape=(count, len(data)))
+    sums = np.asarray(onehot @ data, dtype=np.float32)
     return sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
 
 
