@@ -439,7 +439,7 @@ def _show_run(idx, run: dict, plot: str | None, export: str | None, as_json: boo
 
 @cli.group(name="eval", cls=_Group)
 def evaluate():
-    """Measure quality on STS or BEIR retrieval data."""
+    """Measure quality: STS, BEIR retrieval, labelled clustering."""
 
 
 @evaluate.command(name="sts")
