@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -174,6 +175,22 @@ class Encoder:
         limit = self.max_seq_length - 2
         long_texts = [text for text in texts if len(text) > limit]
         return int((self.token_counts(long_texts) > limit).sum())
+
+    @contextmanager
+    def sharing_cpu(self):
+        """Leave one CPU core to work running beside this thread's encoding (the BM25 query of
+        a hybrid search): torch's threads would otherwise wait on each other for that core."""
+        import torch
+
+        threads = torch.get_num_threads()
+        if self.device != "cpu" or threads < 2:
+            yield
+            return
+        torch.set_num_threads(threads - 1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Embed texts (sentence-transformers sorts each call's texts by length into batches)."""

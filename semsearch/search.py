@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
@@ -25,10 +26,9 @@ DEFAULT_MODE = "hybrid"
 DEFAULT_FUSION = "weighted"
 DEFAULT_RRF_K = 10
 DEFAULT_ALPHA = 0.6
-# Each ranking hands this many candidates (at least) to the fusion.
+# Each ranking hands this many candidates (at least) to the fusion; dense candidates below the
+# BM25 top this deep score 0 on keywords (reading 1000 deep gained 0.05 nDCG@10 on SciFact).
 HYBRID_CANDIDATES = 100
-# BM25 rankings are read this deep up front; dense candidates further down score 0 on keywords.
-KEYWORD_DEPTH = 1000
 
 
 @dataclass
@@ -112,8 +112,11 @@ def search(
     keyword = _KeywordRankings(index, queries, where, cluster) if mode != "dense" else None
     with ThreadPoolExecutor(max_workers=1) as pool:  # BM25 runs while the queries are embedded
         if keyword is not None:
-            pending = pool.submit(keyword.read, KEYWORD_DEPTH)
-        embedded = index.encoder.encode(list(queries)) if mode != "keyword" else None
+            pending = pool.submit(keyword.read, HYBRID_CANDIDATES)
+        embedded = None
+        if mode != "keyword":
+            with index.encoder.sharing_cpu() if keyword is not None else nullcontext():
+                embedded = index.encoder.encode(list(queries))
         if keyword is not None:
             pending.result()
     floor = -np.inf if min_score is None else min_score

@@ -180,11 +180,11 @@ class Store:
         query = keyword_query(text, drop_stop_words)
         if not query or limit < 1:
             return []
-        sql = ("select units_fts.rowid, -bm25(units_fts) from units_fts"
-               " join units u on u.id = units_fts.rowid")
+        sql = "select units_fts.rowid, -bm25(units_fts) from units_fts"
         clauses, params = ["units_fts match ?"], [query]
         if where or cluster:
-            sql += " join documents d on d.id = u.document_id"
+            sql += (" join units u on u.id = units_fts.rowid"
+                    " join documents d on d.id = u.document_id")
             clause, scope_params = self._scope_sql(where, cluster)
             clauses.append(clause)
             params += scope_params
