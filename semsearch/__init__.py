@@ -13,6 +13,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 __version__ = "0.1.0"
 
 from semsearch.errors import SemsearchError  # noqa: E402
-from semsearch.index import Index  # noqa: E402
 
 __all__ = ["Index", "SemsearchError", "__version__"]
+
+
+def __getattr__(name: str):
+    # ``semsearch.Index`` loads faiss and SQLite on first use, so ``semsearch --help`` stays fast.
+    if name == "Index":
+        from semsearch.index import Index
+
+        return Index
+    raise AttributeError(f"module 'semsearch' has no attribute {name!r}")

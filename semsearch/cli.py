@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -11,9 +12,8 @@ import click
 
 import semsearch  # noqa: F401  (sets the offline environment first)
 from semsearch.clustering import DEFAULT_RESTARTS, METHODS, PAIRWISE_LIMIT
-from semsearch.encoder import POOLING_MODES
+from semsearch.encoder import POOLING_MODES, PRECISION_ENV, PRECISIONS
 from semsearch.errors import InputError, SemsearchError
-from semsearch.index import Index, indexes_home, resolve_index_path
 from semsearch.ingest import FORMATS, UNIT_KINDS, ReadOptions, read_documents
 from semsearch.search import (
     DEFAULT_ALPHA,
@@ -37,6 +37,13 @@ class _Group(click.Group):
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
             raise click.ClickException("interrupted; committed work is kept") from None
+
+
+def _open_index(index_name: str | None, **options):
+    """Open a named or folder index; the heavy libraries load here, not when the CLI starts."""
+    from semsearch.index import Index, resolve_index_path
+
+    return Index.open(resolve_index_path(index_name), **options)
 
 
 def _print_json(data) -> None:
@@ -82,7 +89,11 @@ batch_option = click.option("--batch-size", default=32, show_default=True,
 
 @click.group(cls=_Group)
 @click.version_option(semsearch.__version__, prog_name="semsearch")
-def cli():
+@click.option("--precision", type=click.Choice(PRECISIONS), default=None, envvar=PRECISION_ENV,
+              help="Encoder precision. Default: auto (fp16 on CUDA, bf16 on CPUs with AMX or"
+                   " AVX512-BF16, else fp32); also $SEMSEARCH_PRECISION.")
+@click.pass_context
+def cli(ctx, precision):
     """Semantic search over your own text, offline.
 
     Index files, then ask for the nearest sentences:
@@ -90,6 +101,17 @@ def cli():
         semsearch index docs/
         semsearch query "how do I reset my password"
     """
+    if precision:  # the library reads it when it loads the model; restored after the command
+        before = os.environ.get(PRECISION_ENV)
+        os.environ[PRECISION_ENV] = precision
+        ctx.call_on_close(lambda: _restore_env(PRECISION_ENV, before))
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 @cli.command()
@@ -110,6 +132,9 @@ def cli():
 @click.option("--faiss", "faiss_factory", default=None, metavar="FACTORY",
               help="FAISS factory string (Flat, HNSW32, IVF1024,SQ8 ...). Default: auto (exact"
                    " below 100k units, IVF above).")
+@click.option("--recall", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Recall@10 target of approximate (IVF, HNSW) search; nprobe/efSearch is"
+                   " measured to reach it on a sample. Default: 0.95.")
 @click.option("--glob", default=None, help="Only files matching this pattern inside folders.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True,
               help="Input format; auto goes by file extension.")
@@ -122,13 +147,15 @@ def cli():
 @batch_option
 @json_option
 def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chunk, faiss_factory,
-          glob, fmt, text_field, id_field, title_field, encoding, batch_size, as_json):
+          recall, glob, fmt, text_field, id_field, title_field, encoding, batch_size, as_json):
     """Add files, folders (recursively) or - (stdin) to an index.
 
     Unchanged documents are skipped, changed ones replaced. Formats: .txt, .md, .html,
     .jsonl and .csv/.tsv (one document per record; other fields become metadata).
     """
     from tqdm import tqdm
+
+    from semsearch.index import Index, resolve_index_path
 
     path = resolve_index_path(index_name)
     options = ReadOptions(text_field=text_field, id_field=id_field, title_field=title_field,
@@ -147,6 +174,8 @@ def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chun
         result = idx.add(documents, batch_size=batch_size, progress=bar.update, warn=warn)
     if not (result.added or result.replaced or result.skipped):
         raise InputError(f"no documents found in {' '.join(paths)}; nothing was indexed")
+    if recall is not None and recall != idx.info()["recall_target"]:
+        idx.tune(recall)
     if result.truncated:
         warn(f"{result.truncated} units were longer than {idx.encoder.max_seq_length} tokens"
              " and were truncated (try --unit sentence or passage)")
@@ -178,10 +207,15 @@ def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chun
               help="Drop hits below this cosine similarity (BM25 score in keyword mode).")
 @click.option("--context", "-C", default=0, type=click.IntRange(0),
               help="Show N neighbouring units on each side.")
+@click.option("--effort", type=click.IntRange(1), default=None,
+              help="nprobe (IVF) or efSearch (HNSW) for this query, instead of the one the index"
+                   " was tuned to (see index --recall).")
+@click.option("--mmap", is_flag=True,
+              help="Map the vector file instead of reading it (indexes larger than memory).")
 @model_option
 @json_option
 def query(queries, index_name, k, query_file, where, by_document, cluster_ref, mode, fusion,
-          rrf_k, alpha, min_score, context, model, as_json):
+          rrf_k, alpha, min_score, context, effort, mmap, model, as_json):
     """Print the units that best match each QUERY.
 
     Hybrid mode (the default) fuses the embedding ranking with a full-text BM25 ranking, so
@@ -191,7 +225,7 @@ def query(queries, index_name, k, query_file, where, by_document, cluster_ref, m
         queries += [line.strip() for line in query_file if line.strip()]
     if not queries:
         raise click.UsageError("give a query, or --file with one query per line")
-    idx = Index.open(resolve_index_path(index_name), model=model)
+    idx = _open_index(index_name, model=model, mmap=mmap)
     cluster_id = None
     if cluster_ref is not None:
         run, _, number = cluster_ref.rpartition(":")
@@ -201,7 +235,7 @@ def query(queries, index_name, k, query_file, where, by_document, cluster_ref, m
         cluster_id = (int(run) if run else idx.store.cluster_run()["id"], int(number))
     results = idx.search(queries, k=k, mode=mode, fusion=Fusion(fusion, rrf_k, alpha),
                          where=parse_where(where), cluster=cluster_id, by_document=by_document,
-                         min_score=min_score, context=context)
+                         min_score=min_score, context=context, effort=effort)
     if as_json:
         _print_json([{"query": q, "hits": [hit.to_dict() for hit in hits]}
                      for q, hits in zip(queries, results, strict=True)])
@@ -249,7 +283,7 @@ def _print_hits(text: str, hits, unit: str) -> None:
 def remove(documents, index_name, as_json):
     """Delete documents (by id, or by the file they came from) and their vectors."""
     ids = [str(Path(d).resolve()) if Path(d).exists() else d for d in documents]
-    removed = Index.open(resolve_index_path(index_name)).remove(ids)
+    removed = _open_index(index_name).remove(ids)
     if as_json:
         _print_json({"removed": removed})
     else:
@@ -261,7 +295,7 @@ def remove(documents, index_name, as_json):
 @json_option
 def info(index_name, as_json):
     """Show an index's counts, model, pooling, FAISS type and size on disk."""
-    data = Index.open(resolve_index_path(index_name), verify=False).info()
+    data = _open_index(index_name, verify=False).info()
     if as_json:
         _print_json(data)
         return
@@ -271,6 +305,8 @@ def info(index_name, as_json):
             value = ", ".join(f"{name} ({size:,} B)" for name, size in value.items())
         elif key == "bytes":
             value = f"{value:,}"
+        elif key == "encoder":
+            value = f"{value['precision']} on {value['device']} (this machine)"
         click.echo(f"{key:<{width}}  {value}")
 
 
@@ -279,6 +315,8 @@ def info(index_name, as_json):
 def list_indexes(as_json):
     """List the indexes under indexes/ (or $SEMSEARCH_INDEXES)."""
     rows = []
+    from semsearch.index import Index, indexes_home
+
     home = indexes_home()
     for folder in sorted(home.iterdir()) if home.is_dir() else []:
         if (folder / "store.db").exists():
@@ -308,7 +346,7 @@ def list_indexes(as_json):
 @json_option
 def check(index_name, repair, batch_size, as_json):
     """Verify that the store, full-text index and vectors agree."""
-    report = Index.open(resolve_index_path(index_name), verify=False).check(
+    report = _open_index(index_name, verify=False).check(
         repair=repair, batch_size=batch_size)
     if as_json:
         _print_json(report)
@@ -375,7 +413,7 @@ def cluster(index_name, method, k, by_document, threshold, min_size, reduce_outl
     cluster with `semsearch query --cluster`."""
     from semsearch.clustering import cluster_index
 
-    idx = Index.open(resolve_index_path(index_name))
+    idx = _open_index(index_name)
     run = cluster_index(idx, method=method, by_document=by_document, k=k, seed=seed,
                         restarts=restarts, threshold=threshold, min_size=min_size,
                         reduce_outliers=reduce_outliers)
@@ -390,7 +428,7 @@ def cluster(index_name, method, k, by_document, threshold, min_size, reduce_outl
 @json_option
 def clusters(run_id, index_name, plot, export, as_json):
     """List the stored cluster runs, or show RUN."""
-    idx = Index.open(resolve_index_path(index_name))
+    idx = _open_index(index_name)
     if run_id is None and not (plot or export):
         runs = idx.store.cluster_runs()
         if as_json:

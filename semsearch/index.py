@@ -21,6 +21,7 @@ import numpy as np
 
 from semsearch.encoder import (
     Encoder,
+    encoder_setup,
     load_encoder,
     model_fingerprint,
     model_name,
@@ -35,7 +36,13 @@ from semsearch.errors import (
 )
 from semsearch.ingest import UNIT_KINDS, Document, unit_spans
 from semsearch.store import FORMAT_VERSION, Store
-from semsearch.vectors import AUTO, VectorIndex, check_factory, target_factory
+from semsearch.vectors import (
+    AUTO,
+    DEFAULT_RECALL,
+    VectorIndex,
+    check_factory,
+    target_factory,
+)
 
 STORE_FILE = "store.db"
 LOCK_FILE = "write.lock"
@@ -87,12 +94,15 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
 class Index:
     """The Python API under the CLI: ``Index.open(path).add(docs)``, ``.search(...)``."""
 
-    def __init__(self, path: Path, store: Store, encoder: Encoder | None = None):
+    def __init__(self, path: Path, store: Store, encoder: Encoder | None = None,
+                 mmap: bool = False):
         self.path = path
         self.store = store
         self._encoder = encoder
         self._vectors: VectorIndex | None = None
         self._changed = False
+        self._mmap = mmap
+        self._writing = False
 
     # ---- opening -------------------------------------------------------------------------
 
@@ -126,14 +136,16 @@ class Index:
     @classmethod
     def open(
         cls, path: str | os.PathLike, *, model: str | None = None, pooling: str | None = None,
-        verify: bool = True,
+        verify: bool = True, mmap: bool = False,
     ) -> Index:
-        """Open an existing index; ``model``/``pooling``, when given, must match what built it."""
+        """Open an existing index; ``model``/``pooling``, when given, must match what built it.
+
+        ``mmap`` maps the vector file instead of reading it into memory (for searching only)."""
         path = Path(path)
         if not (path / STORE_FILE).exists():
             raise IndexNotFoundError(
                 f"no index at {path}; create one with `semsearch index --index {path} FILES`")
-        index = cls(path, Store(path / STORE_FILE))
+        index = cls(path, Store(path / STORE_FILE), mmap=mmap)
         manifest = index.manifest
         if manifest.get("format_version", 0) > FORMAT_VERSION:
             raise IndexMismatchError(
@@ -198,7 +210,8 @@ class Index:
                 return VectorIndex.empty(manifest["dimension"])
             try:
                 return VectorIndex.load(self.path / manifest["vectors_file"],
-                                        manifest["faiss_built"])
+                                        manifest["faiss_built"], manifest.get("search_effort"),
+                                        mmap=self._mmap and not self._writing)
             except CorruptIndexError:
                 if attempt == 2 or self.manifest["vectors_file"] == manifest["vectors_file"]:
                     raise
@@ -237,6 +250,7 @@ class Index:
                         f"another process is writing to {self.path}; wait for it to finish"
                     ) from None
                 time.sleep(0.2)
+        self._writing = True
         try:
             self._vectors = None  # reload what the last writer committed
             self._remove_orphans()
@@ -249,6 +263,7 @@ class Index:
             self._vectors = None
             raise
         finally:
+            self._writing = False
             handle.close()
 
     def _remove_orphans(self) -> None:
@@ -269,6 +284,7 @@ class Index:
                                 vectors.dimension)
         if target != vectors.factory:
             vectors.rebuild(target)
+        effort, recall = vectors.tune(manifest.get("recall", DEFAULT_RECALL))
         generation = manifest["vectors_generation"] + 1
         name = f"vectors.{generation}.faiss"
         try:
@@ -277,6 +293,7 @@ class Index:
             raise InputError(f"cannot write vectors to {self.path}: {exc}") from None
         self.store.set_manifest({
             "vectors_file": name, "vectors_generation": generation, "faiss_built": vectors.factory,
+            "search_effort": effort, "measured_recall": round(recall, 4),
             "vectors": vectors.ntotal, "units": self.store.count("units"),
             "documents": self.store.count("documents"),
         })
@@ -392,6 +409,17 @@ class Index:
             report["consistent"] = True
         return report
 
+    def tune(self, recall: float) -> tuple[int | None, float]:
+        """Aim approximate search at a new recall@10 target: measure the nprobe / efSearch that
+        reaches it (nothing is re-embedded) and keep it with the index."""
+        if not 0 < recall <= 1:
+            raise InputError("--recall must be in (0, 1]")
+        with self.writing():
+            effort, measured = self.vectors.tune(recall)
+            self.store.set_manifest({"recall": recall, "search_effort": effort,
+                                     "measured_recall": round(measured, 4)})
+        return effort, measured
+
     # ---- reading -------------------------------------------------------------------------
 
     def search(self, queries: list[str] | str, **options):
@@ -410,6 +438,10 @@ class Index:
             "model": manifest["model"], "model_fingerprint": manifest["model_fingerprint"],
             "pooling": manifest["pooling"], "dimension": manifest["dimension"],
             "metric": manifest["metric"], "faiss": manifest["faiss"],
-            "faiss_built": manifest["faiss_built"], "bytes": sum(files.values()), "files": files,
-            "created": manifest["created"],
+            "faiss_built": manifest["faiss_built"],
+            "recall_target": manifest.get("recall", DEFAULT_RECALL),
+            "search_effort": manifest.get("search_effort"),
+            "measured_recall": manifest.get("measured_recall"), "bytes": sum(files.values()),
+            "files": files,
+            "created": manifest["created"], "encoder": encoder_setup(),
         }

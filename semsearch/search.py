@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from semsearch.errors import InputError
-from semsearch.vectors import DEFAULT_NPROBE
 
 if TYPE_CHECKING:
     from semsearch.index import Index
@@ -88,7 +87,7 @@ def search(
     index: Index, queries: list[str] | str, *, k: int = 10, mode: str = DEFAULT_MODE,
     fusion: Fusion | None = None, where: dict | None = None,
     cluster: tuple[int, int] | None = None, by_document: bool = False,
-    min_score: float | None = None, context: int = 0, nprobe: int = DEFAULT_NPROBE,
+    min_score: float | None = None, context: int = 0, effort: int | None = None,
 ) -> list[list[Hit]]:
     """Top-k hits per query; ``by_document`` keeps each document's best unit; ``cluster`` =
     (run, cluster) searches inside one cluster of a stored `semsearch cluster` run.
@@ -127,10 +126,10 @@ def search(
         def rank(fetch: int, number=number, query_vector=query_vector) -> list[Candidate]:
             if mode == "dense":
                 return [(s, i, s, None) for s, i in _dense(index, query_vector, fetch, subset,
-                                                           nprobe)]
+                                                           effort)]
             if mode == "keyword":
                 return [(s, i, None, s) for s, i in keyword.ranking(number, fetch)[:fetch]]
-            return _hybrid(index, query_vector, fetch, subset, nprobe, fusion,
+            return _hybrid(index, query_vector, fetch, subset, effort, fusion,
                            keyword.ranking(number, fetch))
 
         ranked = [c for c in _top(index, rank, k, available, by_document)
@@ -185,16 +184,16 @@ def _top(index: Index, rank: Callable[[int], list[Candidate]], k: int, available
         fetch = min(fetch * 4, available)
 
 
-def _dense(index: Index, query_vector: np.ndarray, fetch: int, subset, nprobe: int):
-    scores, ids = index.vectors.search(query_vector[None, :], fetch, subset, nprobe)
+def _dense(index: Index, query_vector: np.ndarray, fetch: int, subset, effort: int):
+    scores, ids = index.vectors.search(query_vector[None, :], fetch, subset, effort)
     return [(float(s), int(i)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
 
 
-def _hybrid(index: Index, query_vector: np.ndarray, fetch: int, subset, nprobe: int,
+def _hybrid(index: Index, query_vector: np.ndarray, fetch: int, subset, effort: int,
             fusion: Fusion, keyword_ranking: list[tuple[float, int]]) -> list[Candidate]:
     """The top ``fetch`` of both rankings, each candidate scored both ways, then fused."""
     fetch = max(fetch, HYBRID_CANDIDATES)
-    dense = _dense(index, query_vector, fetch, subset, nprobe)
+    dense = _dense(index, query_vector, fetch, subset, effort)
     keyword = keyword_ranking[:fetch]
     keyword_scores = {i: s for s, i in keyword_ranking}  # deeper than the candidates
     dense_scores = {i: s for s, i in dense}

@@ -15,7 +15,12 @@ from semsearch.errors import CorruptIndexError, InputError
 AUTO = "auto"
 EXACT_LIMIT = 100_000  # ``auto`` stays exact (Flat) below this many vectors
 EXACT_SUBSET_LIMIT = 20_000  # filters matching fewer units are scored exactly
+# Search effort (IVF nprobe, HNSW efSearch) until an index is tuned to a recall target.
 DEFAULT_NPROBE = 32
+DEFAULT_EF_SEARCH = 64
+DEFAULT_RECALL = 0.95
+TUNING_QUERIES = 200
+EFFORTS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 2048, 4096)
 
 
 def auto_factory(count: int) -> str:
@@ -58,9 +63,10 @@ def target_factory(setting: str, built: str, count: int, dimension: int) -> str:
 class VectorIndex:
     """Inner product over unit-length vectors (= cosine), keyed by unit id."""
 
-    def __init__(self, index: faiss.Index, factory: str):
+    def __init__(self, index: faiss.Index, factory: str, effort: int | None = None):
         self.index = index
         self.factory = factory
+        self.effort = effort  # nprobe (IVF) or efSearch (HNSW) chosen by :meth:`tune`
         self._gpu_index = None
 
     @classmethod
@@ -68,21 +74,25 @@ class VectorIndex:
         index = faiss.index_factory(dimension, factory, faiss.METRIC_INNER_PRODUCT)
         if _ivf_of(index) is None:  # IVF keeps ids itself; IDMap2 would break its removals
             index = faiss.IndexIDMap2(index)
+        _enable_reconstruct(index)
         return cls(index, factory)
 
     @classmethod
-    def load(cls, path: Path, factory: str) -> VectorIndex:
+    def load(cls, path: Path, factory: str, effort: int | None = None,
+             mmap: bool = False) -> VectorIndex:
+        """``mmap`` maps the file read-only instead of reading it: for indexes larger than RAM."""
         if not path.exists():
             raise CorruptIndexError(
                 f"vector file {path} is missing; run `semsearch check --repair` to rebuild it")
         try:
-            index = faiss.read_index(str(path))
+            flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+            index = faiss.read_index(str(path), flags)
         except RuntimeError:
             raise CorruptIndexError(
                 f"vector file {path} is corrupt or truncated; run `semsearch check --repair`"
                 " to rebuild it from the store") from None
         _enable_reconstruct(index)
-        return cls(index, factory)
+        return cls(index, factory, effort)
 
     def save(self, path: Path) -> None:
         """Write to a temporary file, fsync, then rename: a crash leaves the old file or the new."""
@@ -114,8 +124,9 @@ class VectorIndex:
             for i in range(lists.nlist) if lists.list_size(i)])
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
-        return np.vstack([self.index.reconstruct(int(i)) for i in ids]) if len(ids) else (
-            np.zeros((0, self.dimension), dtype=np.float32))
+        if not len(ids):
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return self.index.reconstruct_batch(np.ascontiguousarray(ids, dtype=np.int64))
 
     def scores(self, query: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """Similarity of one query vector to the stored vectors of ``ids``."""
@@ -145,30 +156,91 @@ class VectorIndex:
             rng = np.random.default_rng(0)
             sample = vectors[rng.permutation(len(vectors))[:256 * 1024]]
             fresh.index.train(sample)
-        _enable_reconstruct(fresh.index)
         fresh.add(ids, vectors)
         self.index, self.factory, self._gpu_index = fresh.index, factory, None
+        self.effort = None
+
+    @property
+    def approximate(self) -> bool:
+        return _effort_kind(self.index) is not None
+
+    def tune(self, recall: float = DEFAULT_RECALL, k: int = 10, queries: int = TUNING_QUERIES,
+             seed: int = 0) -> tuple[int | None, float]:
+        """Choose the smallest search effort (nprobe or efSearch) whose recall@k reaches
+        ``recall``; returns it with the recall measured (1.0 for exact types).
+
+        Queries are stored vectors picked at random and moved as far as their own k-th
+        neighbour in a random direction: a stored vector itself is an easier query than text
+        the index has never seen (an HNSW graph leads straight to it). "Exact" is brute force
+        over the vectors as the index stores them, so the loss from compressing vectors (SQ8,
+        PQ) is not counted here (benchmarks/ann.py counts it)."""
+        if not self.approximate or self.ntotal <= k:
+            self.effort = None
+            return None, 1.0
+        ids = self.ids()
+        rng = np.random.default_rng(seed)
+        sample = self.vectors(ids[rng.choice(len(ids), size=min(queries, len(ids)),
+                                             replace=False)])
+        kth_score = self._exact_neighbours(sample, ids, k + 1)[0][:, -1:]  # +1: itself
+        step = rng.standard_normal(sample.shape).astype(np.float32)
+        step *= np.sqrt(np.maximum(2 - 2 * kth_score, 0)) / np.linalg.norm(step, axis=1,
+                                                                            keepdims=True)
+        sample = _normalized(sample + step)
+        truth = self._exact_neighbours(sample, ids, k)[1]
+        best = (EFFORTS[-1], 0.0)
+        # efSearch below the k asked for is raised to it: start where it means what it says
+        floor = k if _effort_kind(self.index) == "efSearch" else 1
+        nlist = _ivf_of(self.index).nlist if _effort_kind(self.index) == "nprobe" else None
+        for effort in (e for e in EFFORTS if e >= floor):
+            _, found = self.search(sample, k, effort=effort)
+            best = (effort, float(np.mean([len(set(row) & set(expected)) / k for row, expected
+                                           in zip(found, truth, strict=True)])))
+            if best[1] >= recall or (nlist is not None and effort >= nlist):
+                break
+        self.effort = best[0]
+        return best
+
+    def _exact_neighbours(self, sample: np.ndarray, ids: np.ndarray,
+                          k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Brute-force top-k (scores, ids) per query, best first, reading the vectors in slices."""
+        best_scores = np.full((len(sample), k), -np.inf, dtype=np.float32)
+        best_ids = np.full((len(sample), k), -1, dtype=np.int64)
+        for start in range(0, len(ids), 65_536):
+            chunk = ids[start:start + 65_536]
+            merged_scores = np.hstack([best_scores, sample @ self.vectors(chunk).T])
+            merged_ids = np.hstack([best_ids, np.broadcast_to(chunk, (len(sample), len(chunk)))])
+            top = np.argpartition(-merged_scores, k - 1, axis=1)[:, :k]
+            best_scores = np.take_along_axis(merged_scores, top, axis=1)
+            best_ids = np.take_along_axis(merged_ids, top, axis=1)
+        order = np.argsort(-best_scores, axis=1)
+        return np.take_along_axis(best_scores, order, axis=1), np.take_along_axis(best_ids, order,
+                                                                                  axis=1)
 
     def search(
         self, queries: np.ndarray, k: int, subset: np.ndarray | None = None,
-        nprobe: int = DEFAULT_NPROBE,
+        effort: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores, ids); ``subset`` restricts the search to those ids before ranking."""
+        """Top-k (scores, ids); ``subset`` restricts the search to those ids before ranking;
+        ``effort`` overrides the tuned nprobe / efSearch."""
         k = max(1, min(k, self.ntotal))
         if subset is not None:
             subset = np.intersect1d(subset, self.ids())
             if len(subset) <= EXACT_SUBSET_LIMIT:
                 return _exact(queries, self.vectors(subset), subset, k)
-            scores, ids = self._search(queries, k, faiss.IDSelectorBatch(subset), nprobe)
+            scores, ids = self._search(queries, k, faiss.IDSelectorBatch(subset), effort)
             if (ids >= 0).sum(axis=1).min() < min(k, len(subset)):  # an ANN index came up short
                 return _exact(queries, self.vectors(subset), subset, k)
             return scores, ids
-        return self._search(queries, k, None, nprobe)
+        return self._search(queries, k, None, effort)
 
-    def _search(self, queries, k, selector, nprobe):
-        ivf = _ivf_of(self.index)
-        if ivf is not None:
-            params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
+    def _search(self, queries, k, selector, effort):
+        effort = effort or self.effort
+        kind = _effort_kind(self.index)
+        if kind == "nprobe":
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=effort or DEFAULT_NPROBE)
+        elif kind == "efSearch":
+            params = faiss.SearchParametersHNSW(sel=selector,
+                                                efSearch=max(k, effort or DEFAULT_EF_SEARCH))
         elif selector is not None:
             params = faiss.SearchParameters(sel=selector)
         else:
@@ -191,6 +263,18 @@ def _ivf_of(index):
         return faiss.extract_index_ivf(index)
     except RuntimeError:
         return None
+
+
+def _normalized(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def _effort_kind(index) -> str | None:
+    """Which knob trades speed for recall in this index type, if any (None: exact)."""
+    if _ivf_of(index) is not None:
+        return "nprobe"
+    inner = faiss.downcast_index(index.index) if hasattr(index, "id_map") else index
+    return "efSearch" if isinstance(inner, faiss.IndexHNSW) else None
 
 
 def _enable_reconstruct(index) -> None:

@@ -1,4 +1,5 @@
 import json
+import os
 
 import faiss
 import numpy as np
@@ -183,9 +184,16 @@ def test_other_faiss_types(run_json, tmp_path, factory):
     run_json("index", "-i", "ann", "--faiss", factory, tmp_path / "notes.jsonl")
     info = run_json("info", "-i", "ann")
     assert info["faiss_built"] == factory and info["vectors"] == 200
+    assert info["search_effort"] >= 1 and info["measured_recall"] >= 0.95
+    run_json("index", "-i", "ann", "--recall", "0.99", tmp_path / "notes.jsonl")
+    info = run_json("info", "-i", "ann")
+    assert info["recall_target"] == 0.99 and info["measured_recall"] >= 0.99
     assert run_json("remove", "-i", "ann", "d0", "d1")["removed"] == 2
     hits = run_json("query", "-i", "ann", "box 42", "-k", "5", "-w", "shelf=1")[0]["hits"]
     assert len(hits) == 5 and all(h["metadata"]["shelf"] == "1" for h in hits)
+    mapped = run_json("query", "-i", "ann", "box 42", "--mmap", "--effort", "64")[0]["hits"]
+    assert [h["unit_id"] for h in mapped] == [h["unit_id"] for h in run_json(
+        "query", "-i", "ann", "box 42", "--effort", "64")[0]["hits"]]
     assert run_json("check", "-i", "ann")["consistent"]
 
 
@@ -219,3 +227,20 @@ def test_eval_retrieval(run, run_json):
 
     held = run_json("eval", "retrieval", DATA / "beir-mini", "--hold-out", "0.5", "--no-chunk")
     assert held["queries"] == sum(held_out(f"q{i}", 0.5) for i in range(1, 6))
+
+
+def test_precision_is_chosen_from_the_hardware_and_can_be_forced(run, run_json, corpus):
+    from semsearch.encoder import cpu_has_fast_bf16, default_device
+
+    run_json("index", "-i", "p", corpus)
+    expected = "bf16" if cpu_has_fast_bf16() else "fp32"
+    assert run_json("info", "-i", "p")["encoder"] == {"device": default_device(),
+                                                      "precision": expected}
+    fp32 = run_json("--precision", "fp32", "query", "-i", "p", "red planet", "--mode", "dense")
+    bf16 = run_json("--precision", "bf16", "query", "-i", "p", "red planet", "--mode", "dense")
+    assert os.environ.get("SEMSEARCH_PRECISION") is None  # the setting ends with the command
+    assert [h["unit_id"] for h in bf16[0]["hits"][:3]] == [h["unit_id"] for h in
+                                                           fp32[0]["hits"][:3]]
+    assert fp32[0]["hits"][0]["text"] == "Mars is called the red planet."
+    assert abs(bf16[0]["hits"][0]["score"] - fp32[0]["hits"][0]["score"]) < 0.02
+    assert "precision" in run("--precision", "int4", "info", "-i", "p", expect=2).stderr
