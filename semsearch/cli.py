@@ -39,11 +39,13 @@ class _Group(click.Group):
             raise click.ClickException("interrupted; committed work is kept") from None
 
 
-def _open_index(index_name: str | None, **options):
+def _open_index(index_name: str | None, timeout: float = 0.0, **options):
     """Open a named or folder index; the heavy libraries load here, not when the CLI starts."""
     from semsearch.index import Index, resolve_index_path
 
-    return Index.open(resolve_index_path(index_name), **options)
+    index = Index.open(resolve_index_path(index_name), **options)
+    index.lock_timeout = timeout
+    return index
 
 
 def _print_json(data) -> None:
@@ -64,6 +66,9 @@ pooling_option = click.option(
     "--pooling", type=click.Choice(POOLING_MODES), default=None,
     help="Pooling over token embeddings. Default: the model's own, or mean for a BERT folder.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+timeout_option = click.option(
+    "--timeout", type=click.FloatRange(0), default=0, show_default=True, metavar="SECONDS",
+    help="Wait this long for another process writing to the index, then give up.")
 
 
 def fusion_options(command):
@@ -144,10 +149,14 @@ def _restore_env(name: str, value: str | None) -> None:
                    " else FILE#LINE.")
 @click.option("--title-field", default="title", show_default=True, help="JSONL/CSV title field.")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of inputs.")
+@click.option("--commit-every", type=click.FloatRange(0), default=60, show_default=True,
+              metavar="SECONDS", help="Commit this often: an interrupted run keeps what it did.")
 @batch_option
+@timeout_option
 @json_option
 def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chunk, faiss_factory,
-          recall, glob, fmt, text_field, id_field, title_field, encoding, batch_size, as_json):
+          recall, glob, fmt, text_field, id_field, title_field, encoding, commit_every,
+          batch_size, timeout, as_json):
     """Add files, folders (recursively) or - (stdin) to an index.
 
     Unchanged documents are skipped, changed ones replaced. Formats: .txt, .md, .html,
@@ -169,9 +178,11 @@ def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chun
     idx = Index.open_or_create(path, model=model, pooling=pooling, unit=unit,
                                faiss=faiss_factory, passage_tokens=passage_tokens, overlap=overlap,
                                chunk=chunk)
+    idx.lock_timeout = timeout
     documents = read_documents(paths, options, warn)
     with tqdm(desc="indexing", unit="doc", disable=None, file=sys.stderr) as bar:
-        result = idx.add(documents, batch_size=batch_size, progress=bar.update, warn=warn)
+        result = idx.add(documents, batch_size=batch_size, progress=bar.update, warn=warn,
+                         commit_seconds=commit_every)
     if not (result.added or result.replaced or result.skipped):
         raise InputError(f"no documents found in {' '.join(paths)}; nothing was indexed")
     if recall is not None and recall != idx.info()["recall_target"]:
@@ -279,11 +290,14 @@ def _print_hits(text: str, hits, unit: str) -> None:
 @cli.command()
 @click.argument("documents", nargs=-1, required=True)
 @index_option
+@timeout_option
 @json_option
-def remove(documents, index_name, as_json):
-    """Delete documents (by id, or by the file they came from) and their vectors."""
+def remove(documents, index_name, timeout, as_json):
+    """Delete documents (by id, or by the file they came from) and their vectors.
+
+    The space they took is reused by later documents; `semsearch compact` gives it back."""
     ids = [str(Path(d).resolve()) if Path(d).exists() else d for d in documents]
-    removed = _open_index(index_name).remove(ids)
+    removed = _open_index(index_name, timeout).remove(ids)
     if as_json:
         _print_json({"removed": removed})
     else:
@@ -343,10 +357,12 @@ def list_indexes(as_json):
 @click.option("--repair", is_flag=True, help="Re-embed missing vectors, drop stray ones, rebuild"
                                              " the full-text index.")
 @batch_option
+@timeout_option
 @json_option
-def check(index_name, repair, batch_size, as_json):
-    """Verify that the store, full-text index and vectors agree."""
-    report = _open_index(index_name, verify=False).check(
+def check(index_name, repair, batch_size, timeout, as_json):
+    """Verify that the store, full-text index and vectors agree (and the vector file's
+    checksum)."""
+    report = _open_index(index_name, timeout, verify=False).check(
         repair=repair, batch_size=batch_size)
     if as_json:
         _print_json(report)
@@ -362,6 +378,22 @@ def check(index_name, repair, batch_size, as_json):
             click.echo("run `semsearch check --repair` to fix it")
     if not report["consistent"]:
         sys.exit(1)
+
+
+@cli.command()
+@index_option
+@timeout_option
+@json_option
+def compact(index_name, timeout, as_json):
+    """Give back the disk space of removed documents.
+
+    Rebuilds the vector file from the vectors that stay, merges the full-text index and
+    VACUUMs the store. Readers keep working meanwhile."""
+    sizes = _open_index(index_name, timeout).compact()
+    if as_json:
+        _print_json(sizes)
+    else:
+        click.echo(f"{sizes['bytes_before']:,} B -> {sizes['bytes_after']:,} B")
 
 
 class _ClusterK(click.ParamType):
@@ -404,16 +436,17 @@ output_options = [
 @click.option("--seed", default=0, show_default=True, help="Same seed and items, same clusters.")
 @output_options[0]
 @output_options[1]
+@timeout_option
 @json_option
 def cluster(index_name, method, k, by_document, threshold, min_size, reduce_outliers, restarts,
-            seed, plot, export, as_json):
+            seed, plot, export, timeout, as_json):
     """Group the index's units (or documents) and name each group.
 
     The run is stored in the index: see it again with `semsearch clusters`, search inside a
     cluster with `semsearch query --cluster`."""
     from semsearch.clustering import cluster_index
 
-    idx = _open_index(index_name)
+    idx = _open_index(index_name, timeout)
     run = cluster_index(idx, method=method, by_document=by_document, k=k, seed=seed,
                         restarts=restarts, threshold=threshold, min_size=min_size,
                         reduce_outliers=reduce_outliers)

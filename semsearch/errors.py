@@ -27,3 +27,7 @@ class ModelError(SemsearchError):
 
 class InputError(SemsearchError):
     pass
+
+
+class WriteError(SemsearchError):
+    """The disk refused a write (full, read-only, permissions); nothing committed is lost."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -33,6 +34,7 @@ from semsearch.errors import (
     IndexMismatchError,
     IndexNotFoundError,
     InputError,
+    WriteError,
 )
 from semsearch.ingest import UNIT_KINDS, Document, unit_spans
 from semsearch.store import FORMAT_VERSION, Store
@@ -100,9 +102,11 @@ class Index:
         self.store = store
         self._encoder = encoder
         self._vectors: VectorIndex | None = None
+        self._vectors_file: str | None = None  # the manifest's file that _vectors came from
         self._changed = False
         self._mmap = mmap
         self._writing = False
+        self.lock_timeout = 0.0  # seconds a write waits for another writer to finish
 
     # ---- opening -------------------------------------------------------------------------
 
@@ -203,35 +207,43 @@ class Index:
             self._vectors = self._load_vectors()
         return self._vectors
 
-    def _load_vectors(self) -> VectorIndex:
+    def _load_vectors(self, check_counts: bool = False) -> VectorIndex:
         for attempt in range(3):  # a writer may swap the file between our manifest read and load
-            manifest = self.manifest
+            with self.store.db.atomic():  # manifest and unit count as of one moment
+                manifest = self.manifest
+                units = self.store.count("units") if check_counts else None
             if manifest["vectors_file"] is None:
-                return VectorIndex.empty(manifest["dimension"])
-            try:
-                return VectorIndex.load(self.path / manifest["vectors_file"],
-                                        manifest["faiss_built"], manifest.get("search_effort"),
-                                        mmap=self._mmap and not self._writing)
-            except CorruptIndexError:
-                if attempt == 2 or self.manifest["vectors_file"] == manifest["vectors_file"]:
-                    raise
+                vectors = VectorIndex.empty(manifest["dimension"])
+            else:
+                try:
+                    vectors = VectorIndex.load(
+                        self.path / manifest["vectors_file"], manifest["faiss_built"],
+                        manifest.get("search_effort"), mmap=self._mmap and not self._writing,
+                        sha256=manifest.get("vectors_sha256"))
+                except CorruptIndexError:
+                    if attempt == 2 or self.manifest["vectors_file"] == manifest["vectors_file"]:
+                        raise
+                    continue
+            self._vectors_file = manifest["vectors_file"]
+            if check_counts and (vectors.ntotal != units
+                                 or vectors.dimension != manifest["dimension"]):
+                raise CorruptIndexError(
+                    f"{self.path}: the store has {units} units but the vector file holds"
+                    f" {vectors.ntotal} vectors; run `semsearch check --repair --index"
+                    f" {self.path}`")
+            return vectors
         raise AssertionError("unreachable")
 
     def verify(self) -> None:
-        """A cheap check on open: the store and the vectors agree on their counts."""
-        with self.store.db.atomic():
-            units = self.store.count("units")
-        vectors = self.vectors
-        if vectors.ntotal != units or vectors.dimension != self.manifest["dimension"]:
-            raise CorruptIndexError(
-                f"{self.path}: the store has {units} units but the vector file holds"
-                f" {vectors.ntotal} vectors; run `semsearch check --repair --index {self.path}`")
+        """A cheap check on open: the vector file is intact and agrees with the store."""
+        self._vectors = self._load_vectors(check_counts=True)
 
     # ---- writing -------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def writing(self, timeout: float = 0.0):
-        """Exclusive writer lock plus one open transaction; rolled back on any error."""
+    def locked(self, timeout: float = 0.0):
+        """The exclusive writer lock (a lock file): a second writer waits ``timeout`` seconds,
+        then gets a clear error. Readers never take it."""
         import fcntl
 
         try:
@@ -248,23 +260,40 @@ class Index:
                     handle.close()
                     raise IndexBusyError(
                         f"another process is writing to {self.path}; wait for it to finish"
-                    ) from None
+                        " (or give --timeout SECONDS)") from None
                 time.sleep(0.2)
         self._writing = True
         try:
-            self._vectors = None  # reload what the last writer committed
-            self._remove_orphans()
-            self._changed = False
-            self.store.db.begin()
             yield
-            self._commit()
-        except BaseException:
-            self.store.db.rollback()
-            self._vectors = None
-            raise
         finally:
             self._writing = False
             handle.close()
+
+    @contextlib.contextmanager
+    def writing(self, timeout: float | None = None):
+        """The writer lock plus one open transaction; rolled back on any error."""
+        with self.locked(self.lock_timeout if timeout is None else timeout):
+            try:
+                self._vectors = None  # reload what the last writer committed
+                self._remove_orphans()
+                self._changed = False
+                self.store.db.begin()
+                yield
+                self._commit()
+            except (sqlite3.OperationalError, OSError) as exc:  # disk full, read-only, I/O
+                self._abandon()
+                raise WriteError(
+                    f"cannot write to {self.path}: {exc}; the index keeps what was committed"
+                    " before (run the same command again once this is fixed)") from None
+            except BaseException:
+                self._abandon()
+                raise
+
+    def _abandon(self) -> None:
+        """Drop the open transaction and the in-memory vectors it changed."""
+        with contextlib.suppress(sqlite3.Error):
+            self.store.db.rollback()
+        self._vectors = None
 
     def _remove_orphans(self) -> None:
         """Vector files left by a run that died before its commit."""
@@ -288,12 +317,14 @@ class Index:
         generation = manifest["vectors_generation"] + 1
         name = f"vectors.{generation}.faiss"
         try:
-            vectors.save(self.path / name)
+            checksum = vectors.save(self.path / name)
         except (OSError, RuntimeError) as exc:
+            (self.path / (name + ".tmp")).unlink(missing_ok=True)
             raise InputError(f"cannot write vectors to {self.path}: {exc}") from None
         self.store.set_manifest({
             "vectors_file": name, "vectors_generation": generation, "faiss_built": vectors.factory,
             "search_effort": effort, "measured_recall": round(recall, 4),
+            "vectors_sha256": checksum,
             "vectors": vectors.ntotal, "units": self.store.count("units"),
             "documents": self.store.count("documents"),
         })
@@ -409,6 +440,21 @@ class Index:
             report["consistent"] = True
         return report
 
+    def compact(self) -> dict[str, int]:
+        """Give back the space deleted documents left: rebuild the vector file from the vectors
+        that stay, merge the full-text index's segments, then VACUUM the store."""
+        before = self.size_on_disk()
+        with self.writing():
+            self.vectors.rebuild(self.vectors.factory)
+            self.store.optimize_fts()
+            self._changed = True
+        with self.locked(self.lock_timeout):
+            self.store.vacuum()
+        return {"bytes_before": before, "bytes_after": self.size_on_disk()}
+
+    def size_on_disk(self) -> int:
+        return sum(file.stat().st_size for file in self.path.iterdir() if file.is_file())
+
     def tune(self, recall: float) -> tuple[int | None, float]:
         """Aim approximate search at a new recall@10 target: measure the nprobe / efSearch that
         reaches it (nothing is re-embedded) and keep it with the index."""
@@ -422,11 +468,34 @@ class Index:
 
     # ---- reading -------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def reading(self):
+        """One read transaction: the store as of one commit and the vector file of that same
+        commit, whatever writers do meanwhile (in WAL mode they never block readers)."""
+        if self.store.db.conn.in_transaction:  # inside our own write: already consistent
+            yield
+            return
+        for attempt in range(3):
+            self.store.db.begin()
+            try:
+                if self._vectors is None or self._vectors_file != self.manifest["vectors_file"]:
+                    self._vectors = self._load_vectors()
+                break
+            except CorruptIndexError:  # the file went away under a newer commit: start again
+                self.store.db.rollback()
+                if attempt == 2:
+                    raise
+        try:
+            yield
+        finally:
+            self.store.db.rollback()  # nothing was written
+
     def search(self, queries: list[str] | str, **options):
         """Nearest units (or documents) for each query; see :func:`semsearch.search.search`."""
         from semsearch.search import search
 
-        return search(self, queries, **options)
+        with self.reading():
+            return search(self, queries, **options)
 
     def info(self) -> dict:
         manifest = self.manifest

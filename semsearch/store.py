@@ -229,6 +229,16 @@ class Store:
         except sqlite3.DatabaseError:
             return False
 
+    def optimize_fts(self) -> None:
+        """Merge the full-text index's segments (drops what deleted rows left behind)."""
+        self.db.execute("insert into units_fts(units_fts) values('optimize')")
+
+    def vacuum(self) -> None:
+        """Rewrite the database without free pages and empty the write-ahead log (no open
+        transaction allowed)."""
+        self.db.execute("vacuum")
+        self.db.execute("pragma wal_checkpoint(truncate)")
+
     def rebuild_fts(self, tokenizer: str | None = None) -> None:
         """Rebuild the full-text index from the units; with ``tokenizer``, recreate it so."""
         if tokenizer is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import os
 from pathlib import Path
@@ -79,11 +80,16 @@ class VectorIndex:
 
     @classmethod
     def load(cls, path: Path, factory: str, effort: int | None = None,
-             mmap: bool = False) -> VectorIndex:
-        """``mmap`` maps the file read-only instead of reading it: for indexes larger than RAM."""
+             mmap: bool = False, sha256: str | None = None) -> VectorIndex:
+        """``mmap`` maps the file read-only instead of reading it: for indexes larger than RAM
+        (then the ``sha256`` check, which reads the whole file, is skipped)."""
         if not path.exists():
             raise CorruptIndexError(
                 f"vector file {path} is missing; run `semsearch check --repair` to rebuild it")
+        if sha256 and not mmap and file_sha256(path) != sha256:
+            raise CorruptIndexError(
+                f"vector file {path} does not match its checksum (damaged on disk); run"
+                " `semsearch check --repair` to rebuild it from the store")
         try:
             flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
             index = faiss.read_index(str(path), flags)
@@ -94,18 +100,21 @@ class VectorIndex:
         _enable_reconstruct(index)
         return cls(index, factory, effort)
 
-    def save(self, path: Path) -> None:
-        """Write to a temporary file, fsync, then rename: a crash leaves the old file or the new."""
+    def save(self, path: Path) -> str:
+        """Write to a temporary file, fsync, then rename: a crash leaves the old file or the new.
+        Returns the file's SHA-256, which loading checks."""
         tmp = path.with_name(path.name + ".tmp")
         faiss.write_index(self.index, str(tmp))
         with tmp.open("rb") as handle:
             os.fsync(handle.fileno())
+        checksum = file_sha256(tmp)
         os.replace(tmp, path)
         directory = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(directory)
         finally:
             os.close(directory)
+        return checksum
 
     @property
     def dimension(self) -> int:
@@ -263,6 +272,11 @@ def _ivf_of(index):
         return faiss.extract_index_ivf(index)
     except RuntimeError:
         return None
+
+
+def file_sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _normalized(vectors: np.ndarray) -> np.ndarray:

@@ -1,0 +1,244 @@
+"""Crash safety and concurrency, with real processes: `semsearch index` killed with SIGKILL at
+random moments and at the edges of every save/commit, readers querying while a writer works.
+
+The short version runs by default; `pytest -m slow tests/test_reliability.py` runs the long one.
+"""
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semsearch.index import Index
+
+SEMSEARCH = str(Path(sys.executable).parent / "semsearch")
+# Runs `semsearch` with one function wrapped so that its N-th call SIGKILLs the process just
+# before or just after it runs: the edges of each vector-file save and SQLite commit.
+KILLER = """
+import os, signal, sys
+import semsearch
+import semsearch.cli, semsearch.vectors, sqlite_utils
+from pathlib import Path
+
+target, when, nth = sys.argv[1], sys.argv[2], int(sys.argv[3])
+owner, name = {
+    "save": (semsearch.vectors.VectorIndex, "save"),
+    "rename": (os, "replace"),
+    "commit": (sqlite_utils.Database, "commit"),
+    "unlink": (Path, "unlink"),
+}[target]
+original, calls = getattr(owner, name), [0]
+
+def wrapper(*args, **kwargs):
+    calls[0] += 1
+    if calls[0] == nth and when == "before":
+        os.kill(os.getpid(), signal.SIGKILL)
+    result = original(*args, **kwargs)
+    if calls[0] == nth and when == "after":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return result
+
+setattr(owner, name, wrapper)
+semsearch.cli.cli(sys.argv[4:])
+"""
+EDGES = [(target, when, nth) for target in ("save", "rename", "commit", "unlink")
+         for when in ("before", "after") for nth in (1, 2)]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """1,100 one-line documents: two chunks of work, so two commits with --commit-every 0."""
+    folder = tmp_path_factory.mktemp("crash")
+    topics = ["rivers", "engines", "violins", "glaciers", "markets", "proteins", "comets"]
+    lines = [json.dumps({"id": f"doc{i}", "text": f"Note {i} is about {topics[i % 7]} and the"
+                         f" number {i * 13 % 997}.", "group": str(i % 5)}) for i in range(1100)]
+    (folder / "notes.jsonl").write_text("\n".join(lines))
+    return folder / "notes.jsonl"
+
+
+def index_command(index: Path, corpus: Path) -> list[str]:
+    return ["index", "-i", str(index), "--commit-every", "0", str(corpus)]
+
+
+def run_semsearch(args: list[str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([SEMSEARCH, *args], capture_output=True, text=True, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def reference(corpus, tmp_path_factory):
+    """The index built without interruption, and how long that took."""
+    path = tmp_path_factory.mktemp("reference") / "index"
+    started = time.monotonic()
+    assert run_semsearch(index_command(path, corpus)).returncode == 0
+    return path, time.monotonic() - started
+
+
+def snapshot(path: Path) -> dict:
+    index = Index.open(path)
+    ids = np.sort(index.vectors.ids())
+    documents = index.store.db.execute(
+        "select id, content_hash from documents order by id").fetchall()
+    units = index.store.db.execute("select id, document_id, text from units order by id").fetchall()
+    hits = [[(h.unit_id, round(h.score, 4)) for h in found] for found in index.search(
+        ["violins and glaciers", "number 42", "markets"], k=10, mode="hybrid",
+        where={"group": "3"})]
+    return {"documents": documents, "units": units, "ids": ids,
+            "vectors": index.vectors.vectors(ids), "hits": hits}
+
+
+def same_index(path: Path, expected: dict) -> bool:
+    found = snapshot(path)
+    return (found["documents"] == expected["documents"] and found["units"] == expected["units"]
+            and np.array_equal(found["ids"], expected["ids"])
+            and np.allclose(found["vectors"], expected["vectors"], atol=1e-4)
+            and found["hits"] == expected["hits"])
+
+
+def recover_and_finish(path: Path, corpus: Path, run) -> bool:
+    """After a kill: check (repairing if needed), then re-run the same index command. Returns
+    whether a repair was needed."""
+    if not (path / "store.db").exists():  # killed before the index existed
+        repaired = False
+    else:
+        report = json.loads(run_semsearch(["check", "-i", str(path), "--json"]).stdout)
+        repaired = not report["consistent"]
+        if repaired:
+            assert json.loads(run_semsearch(
+                ["check", "-i", str(path), "--repair", "--json"]).stdout)["consistent"]
+    run(*index_command(path, corpus), "--json")
+    return repaired
+
+
+def kill_points(random_kills: int, edges: list) -> list:
+    rng = random.Random(7)
+    return [("random", rng.random(), None) for _ in range(random_kills)] + list(edges)
+
+
+def run_kill_test(points, corpus, reference, tmp_path, run) -> dict:
+    reference_path, duration = reference
+    expected = snapshot(reference_path)
+    tally = {"kill points": 0, "killed": 0, "repaired": 0, "lost or duplicated": 0,
+             "different": 0}
+    for number, (kind, detail, nth) in enumerate(points):
+        path = tmp_path / f"killed{number}"
+        if kind == "random":
+            process = subprocess.Popen([SEMSEARCH, *index_command(path, corpus)],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(detail * duration)
+            process.send_signal(signal.SIGKILL)
+            code = process.wait()
+        else:
+            code = subprocess.run([sys.executable, "-c", KILLER, kind, detail, str(nth),
+                                   *index_command(path, corpus)], capture_output=True).returncode
+        tally["kill points"] += 1
+        tally["killed"] += code == -signal.SIGKILL
+        tally["repaired"] += recover_and_finish(path, corpus, run)
+        found = snapshot(path)
+        ids = [doc for doc, _ in found["documents"]]
+        tally["lost or duplicated"] += len(ids) != len(set(ids)) or ids != [
+            doc for doc, _ in expected["documents"]]
+        tally["different"] += not same_index(path, expected)
+    print(tally)
+    return tally
+
+
+def test_killed_index_runs_recover_to_the_same_index(corpus, reference, tmp_path, run):
+    points = kill_points(2, [("save", "after", 1), ("commit", "before", 2),
+                             ("unlink", "after", 1)])
+    tally = run_kill_test(points, corpus, reference, tmp_path, run)
+    assert tally["killed"] >= 3  # the fault points always fire
+    assert tally["lost or duplicated"] == 0 and tally["different"] == 0
+
+
+@pytest.mark.slow
+def test_killed_index_runs_recover_to_the_same_index_long(corpus, reference, tmp_path, run):
+    tally = run_kill_test(kill_points(20, EDGES), corpus, reference, tmp_path, run)
+    assert tally["killed"] >= len(EDGES)
+    assert tally["lost or duplicated"] == 0 and tally["different"] == 0
+
+
+def test_readers_never_fail_while_a_writer_indexes(corpus, reference, tmp_path):
+    """Query processes run the whole time a writer replaces every document; every query
+    answers, from the old index or the new one."""
+    path = tmp_path / "busy"
+    assert run_semsearch(index_command(path, corpus)).returncode == 0
+    changed = tmp_path / "changed.jsonl"
+    changed.write_text("\n".join(
+        json.dumps({"id": f"doc{i}", "text": f"Changed note {i} on tides and {i % 11} owls."})
+        for i in range(1100)))
+    reader = """
+import json, os, sys
+from semsearch import Index
+path, stop_file = sys.argv[1], sys.argv[2]
+served = errors = 0
+while not os.path.exists(stop_file):
+    try:
+        index = Index.open(path)
+        hits = index.search("owls and tides", k=5, mode="hybrid")[0]
+        assert len(hits) == 5
+        served += 1
+    except Exception as exc:
+        errors += 1
+        print(repr(exc), file=sys.stderr)
+print(json.dumps({"served": served, "errors": errors}))
+"""
+    stop = tmp_path / "stop"
+    readers = [subprocess.Popen([sys.executable, "-c", reader, str(path), str(stop)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    writer = run_semsearch(["index", "-i", str(path), "--commit-every", "0", str(changed)])
+    stop.touch()
+    outputs = [r.communicate() for r in readers]
+    results = [json.loads(out) for out, _ in outputs]
+    assert writer.returncode == 0, writer.stderr
+    assert sum(r["errors"] for r in results) == 0, [err for _, err in outputs]
+    assert all(r["served"] > 0 for r in results)
+    print({"queries served": sum(r["served"] for r in results), "errors": 0})
+
+
+def test_second_writer_waits_or_fails_clearly(corpus, reference, tmp_path):
+    path = tmp_path / "locked"
+    assert run_semsearch(index_command(path, corpus)).returncode == 0
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from semsearch import Index\n"
+        "index = Index.open(sys.argv[1])\n"
+        "with index.locked():\n"
+        "    print('locked', flush=True); time.sleep(float(sys.argv[2]))"), str(path), "4"],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    refused = run_semsearch(["remove", "-i", str(path), "doc1"])
+    assert refused.returncode == 1 and "another process is writing" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+    waited = run_semsearch(["remove", "-i", str(path), "doc1", "--timeout", "30"])
+    assert waited.returncode == 0 and "removed 1 document" in waited.stdout
+    holder.wait()
+    assert json.loads(run_semsearch(["check", "-i", str(path), "--json"]).stdout)["consistent"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="uses RLIMIT_FSIZE to fake a full disk")
+def test_full_disk_is_a_one_line_error_and_the_index_stays(corpus, reference, tmp_path, run):
+    import resource
+
+    path = tmp_path / "full"
+    run("index", "-i", str(path), str(corpus), "--json")
+    before = snapshot(path)
+    more = tmp_path / "more.jsonl"
+    more.write_text("\n".join(json.dumps({"id": f"new{i}", "text": f"Fresh note {i} on moss."})
+                              for i in range(400)))
+    limit = max(file.stat().st_size for file in path.iterdir()) + (64 << 10)
+
+    def small_files():  # no file may grow past the biggest one now: as if the disk were full
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = run_semsearch(["index", "-i", str(path), str(more)], preexec_fn=small_files)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert json.loads(run_semsearch(["check", "-i", str(path), "--json"]).stdout)["consistent"]
+    assert same_index(path, before)
