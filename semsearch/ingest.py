@@ -87,25 +87,46 @@ def _html_document(html: str) -> tuple[str, str]:
     return title, text
 
 
-def _records(text: str, fmt: str, name: str, warn: Warn) -> Iterator[tuple[int, dict]]:
-    if fmt == "jsonl":
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                warn(f"{name}:{number}: skipped, not valid JSON ({exc.msg})")
-                continue
-            if not isinstance(record, dict):
-                warn(f"{name}:{number}: skipped, not a JSON object")
-                continue
-            yield number, record
-    else:
+def _records(text: str, fmt: str, name: str, warn: Warn) -> list[tuple[int, dict]]:
+    """All records of a JSONL/CSV/TSV file, or InputError for a file that cannot be parsed
+    (then none of it goes in); a bad JSONL line is reported and skipped."""
+    if fmt != "jsonl":
         csv.field_size_limit(sys.maxsize)
         reader = csv.DictReader(io.StringIO(text), delimiter="\t" if fmt == "tsv" else ",")
-        for number, row in enumerate(reader, start=2):
-            yield number, {key: value for key, value in row.items() if key is not None}
+        try:
+            return [(number, {key: value for key, value in row.items() if key is not None})
+                    for number, row in enumerate(reader, start=2)]
+        except csv.Error as exc:
+            raise InputError(f"{name}:{reader.line_num}: skipped, not valid {fmt.upper()}"
+                             f" ({exc})") from None
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            warn(f"{name}:{number}: skipped, not valid JSON ({exc.msg})")
+            continue
+        except RecursionError:
+            warn(f"{name}:{number}: skipped, JSON nested too deeply")
+            continue
+        if not isinstance(record, dict):
+            warn(f"{name}:{number}: skipped, not a JSON object")
+            continue
+        found.append((number, _storable(record)))
+    return found
+
+
+def _storable(record: dict) -> dict:
+    """JSON escapes can spell lone surrogates, which no UTF-8 file or database can hold: they
+    become U+FFFD."""
+    dumped = json.dumps(record, ensure_ascii=False)
+    try:
+        dumped.encode("utf-8")
+        return record
+    except UnicodeEncodeError:
+        return json.loads(dumped.encode("utf-8", "surrogatepass").decode("utf-8", "replace"))
 
 
 def _record_documents(
@@ -154,6 +175,8 @@ def parse_bytes(
     fmt = _format_of(source, options.format)
     if fmt in {"jsonl", "csv", "tsv"}:
         records = _records(text, fmt, source, warn)
+        if not records:
+            warn(f"{source}: skipped, no records")
         yield from _record_documents(records, doc_id, source, options, warn)
         return
     title = ""

@@ -21,6 +21,9 @@ DEFAULT_NPROBE = 32
 DEFAULT_EF_SEARCH = 64
 DEFAULT_RECALL = 0.95
 TUNING_QUERIES = 200
+# Compressed codes (SQ8) cost about half a point of recall@10 against the float vectors at 1M
+# (benchmarks/ann.py), which tuning on the stored codes cannot see: aim this much higher.
+COMPRESSION_MARGIN = 0.02
 EFFORTS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 2048, 4096)
 
 
@@ -178,24 +181,23 @@ class VectorIndex:
         """Choose the smallest search effort (nprobe or efSearch) whose recall@k reaches
         ``recall``; returns it with the recall measured (1.0 for exact types).
 
-        Queries are stored vectors picked at random and moved as far as their own k-th
-        neighbour in a random direction: a stored vector itself is an easier query than text
-        the index has never seen (an HNSW graph leads straight to it). "Exact" is brute force
-        over the vectors as the index stores them, so the loss from compressing vectors (SQ8,
-        PQ) is not counted here (benchmarks/ann.py counts it)."""
+        Each query is the normalised mean of three stored vectors picked at random: it lies
+        between topics, about as far from its nearest stored vector as a typed question is
+        (a stored vector itself would be far easier, and tune far too low). On SciFact-derived
+        vectors this errs on the safe side: real queries get a higher recall than the target.
+        "Exact" is brute force over the vectors as the index stores them, so the loss from
+        compressing vectors (SQ8, PQ) is not seen here: compressed indexes aim
+        ``COMPRESSION_MARGIN`` higher."""
         if not self.approximate or self.ntotal <= k:
             self.effort = None
             return None, 1.0
         ids = self.ids()
         rng = np.random.default_rng(seed)
-        sample = self.vectors(ids[rng.choice(len(ids), size=min(queries, len(ids)),
-                                             replace=False)])
-        kth_score = self._exact_neighbours(sample, ids, k + 1)[0][:, -1:]  # +1: itself
-        step = rng.standard_normal(sample.shape).astype(np.float32)
-        step *= np.sqrt(np.maximum(2 - 2 * kth_score, 0)) / np.linalg.norm(step, axis=1,
-                                                                            keepdims=True)
-        sample = _normalized(sample + step)
-        truth = self._exact_neighbours(sample, ids, k)[1]
+        picks = rng.choice(len(ids), size=(3, min(queries, len(ids))))
+        sample = _normalized(sum(self.vectors(ids[row]) for row in picks))
+        truth = self._exact_neighbours(sample, ids, k)
+        if _code_size(self.index) < 4 * self.dimension:
+            recall = min(recall + COMPRESSION_MARGIN, 1.0)
         best = (EFFORTS[-1], 0.0)
         # efSearch below the k asked for is raised to it: start where it means what it says
         floor = k if _effort_kind(self.index) == "efSearch" else 1
@@ -209,9 +211,8 @@ class VectorIndex:
         self.effort = best[0]
         return best
 
-    def _exact_neighbours(self, sample: np.ndarray, ids: np.ndarray,
-                          k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Brute-force top-k (scores, ids) per query, best first, reading the vectors in slices."""
+    def _exact_neighbours(self, sample: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
+        """Brute-force top-k ids per query (in no order), reading the vectors in slices."""
         best_scores = np.full((len(sample), k), -np.inf, dtype=np.float32)
         best_ids = np.full((len(sample), k), -1, dtype=np.int64)
         for start in range(0, len(ids), 65_536):
@@ -221,9 +222,7 @@ class VectorIndex:
             top = np.argpartition(-merged_scores, k - 1, axis=1)[:, :k]
             best_scores = np.take_along_axis(merged_scores, top, axis=1)
             best_ids = np.take_along_axis(merged_ids, top, axis=1)
-        order = np.argsort(-best_scores, axis=1)
-        return np.take_along_axis(best_scores, order, axis=1), np.take_along_axis(best_ids, order,
-                                                                                  axis=1)
+        return best_ids
 
     def search(
         self, queries: np.ndarray, k: int, subset: np.ndarray | None = None,
@@ -281,6 +280,16 @@ def file_sha256(path: Path) -> str:
 
 def _normalized(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def _code_size(index) -> int:
+    """Bytes stored per vector (4 × dimension when uncompressed)."""
+    ivf = _ivf_of(index)
+    if ivf is not None:
+        return ivf.code_size
+    inner = faiss.downcast_index(index.index) if hasattr(index, "id_map") else index
+    storage = getattr(inner, "storage", None)
+    return faiss.downcast_index(storage).code_size if storage is not None else 4 * index.d
 
 
 def _effort_kind(index) -> str | None:
