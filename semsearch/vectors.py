@@ -242,19 +242,20 @@ class VectorIndex:
         return self._search(queries, k, None, effort)
 
     def _search(self, queries, k, selector, effort):
+        index = self.index if selector is not None else self._gpu_or_cpu()
+        return index.search(queries, k, params=self.search_parameters(selector, effort, k))
+
+    def search_parameters(self, selector=None, effort: int | None = None, k: int = 10):
+        """FAISS search parameters: the id selector and nprobe / efSearch (given, tuned or
+        default)."""
         effort = effort or self.effort
         kind = _effort_kind(self.index)
         if kind == "nprobe":
-            params = faiss.SearchParametersIVF(sel=selector, nprobe=effort or DEFAULT_NPROBE)
-        elif kind == "efSearch":
-            params = faiss.SearchParametersHNSW(sel=selector,
-                                                efSearch=max(k, effort or DEFAULT_EF_SEARCH))
-        elif selector is not None:
-            params = faiss.SearchParameters(sel=selector)
-        else:
-            params = None
-        index = self.index if selector is not None else self._gpu_or_cpu()
-        return index.search(queries, k, params=params)
+            return faiss.SearchParametersIVF(sel=selector, nprobe=effort or DEFAULT_NPROBE)
+        if kind == "efSearch":
+            return faiss.SearchParametersHNSW(sel=selector,
+                                              efSearch=max(k, effort or DEFAULT_EF_SEARCH))
+        return faiss.SearchParameters(sel=selector) if selector is not None else None
 
     def _gpu_or_cpu(self):
         """A GPU copy for unfiltered search when a GPU is present and the type supports it."""
