@@ -127,7 +127,10 @@ class Index:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise InputError(f"cannot create index folder {path}: {exc.strerror}") from None
-        store = Store(path / STORE_FILE)
+        # Built under a private name and published complete (a hard link fails if another
+        # process got there first), so a reader never opens a store without its schema.
+        draft = path / f"{STORE_FILE}.{os.getpid()}.new"
+        store = Store(draft)
         store.create_schema({
             "model": model_name(encoder.path), "model_fingerprint": model_fingerprint(encoder.path),
             "pooling": encoder.pooling, "dimension": encoder.dimension, "metric": "inner_product",
@@ -135,7 +138,14 @@ class Index:
             "vectors_file": None, "vectors_generation": 0, "vectors": 0, "units": 0,
             "documents": 0,
         })
-        return cls(path, store, encoder)
+        store.close()
+        try:
+            os.link(draft, path / STORE_FILE)
+        except FileExistsError:
+            raise InputError(f"an index already exists at {path}") from None
+        finally:
+            draft.unlink()
+        return cls(path, Store(path / STORE_FILE), encoder)
 
     @classmethod
     def open(

@@ -59,6 +59,10 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise CorruptIndexError(f"{path} is not a semsearch store ({exc})") from None
 
+    def close(self) -> None:
+        """Close the connection (the last one out folds the write-ahead log into the file)."""
+        self.db.conn.close()
+
     def create_schema(self, manifest: dict) -> None:
         with self.db.atomic():
             self.db["documents"].create(
