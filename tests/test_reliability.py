@@ -247,22 +247,38 @@ def test_full_disk_is_a_one_line_error_and_the_index_stays(corpus, reference, tm
     assert same_index(path, before)
 
 
-@pytest.mark.skipif(sys.platform != "linux" or os.geteuid() == 0,
-                    reason="root writes through file permissions")
+def _make_read_only(files: list[Path]) -> bool:
+    """chmod, or for root (whom permissions do not stop) the immutable attribute."""
+    if os.geteuid() != 0:
+        for file in files:
+            file.chmod(0o555 if file.is_dir() else 0o444)
+        return True
+    done = subprocess.run(["chattr", "+i", *map(str, files)], capture_output=True)
+    return done.returncode == 0
+
+
+def _make_writable(files: list[Path], modes: dict) -> None:
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "-i", *map(str, files)], capture_output=True)
+    for file in files:
+        file.chmod(modes[file])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="uses chmod or chattr")
 def test_read_only_index_is_a_one_line_error_and_stays(corpus, reference, tmp_path, run):
     path = tmp_path / "readonly"
     run("index", "-i", str(path), str(corpus), "--json")
     before = snapshot(path)
     more = tmp_path / "more.jsonl"
     more.write_text(json.dumps({"id": "new", "text": "A new note on moss."}))
-    modes = {file: file.stat().st_mode for file in [path, *path.iterdir()]}
-    for file in modes:
-        file.chmod(0o555 if file.is_dir() else 0o444)
+    files = [path, *path.iterdir()]
+    modes = {file: file.stat().st_mode for file in files}
+    if not _make_read_only(files):
+        pytest.skip("running as root where chattr +i is not allowed")
     try:
         result = run_semsearch(["index", "-i", str(path), str(more)])
     finally:
-        for file, mode in modes.items():
-            file.chmod(mode)
+        _make_writable(files, modes)
     assert result.returncode == 1 and result.stderr.strip().count("\n") == 0, result.stderr
     assert "cannot write" in result.stderr
     assert same_index(path, before)
