@@ -23,6 +23,7 @@ from semsearch.search import (
     FUSIONS,
     MODES,
     Fusion,
+    parse_cluster,
     parse_where,
 )
 
@@ -237,13 +238,8 @@ def query(queries, index_name, k, query_file, where, by_document, cluster_ref, m
     if not queries:
         raise click.UsageError("give a query, or --file with one query per line")
     idx = _open_index(index_name, model=model, mmap=mmap)
-    cluster_id = None
-    if cluster_ref is not None:
-        run, _, number = cluster_ref.rpartition(":")
-        if not number.lstrip("-").isdigit() or (run and not run.isdigit()):
-            raise click.BadParameter(f"expected ID or RUN:ID, got {cluster_ref!r}",
-                                     param_hint="--cluster")
-        cluster_id = (int(run) if run else idx.store.cluster_run()["id"], int(number))
+    cluster_id = None if cluster_ref is None else parse_cluster(
+        cluster_ref, lambda: idx.store.cluster_run()["id"])
     results = idx.search(queries, k=k, mode=mode, fusion=Fusion(fusion, rrf_k, alpha),
                          where=parse_where(where), cluster=cluster_id, by_document=by_document,
                          min_score=min_score, context=context, effort=effort)
@@ -506,6 +502,46 @@ def _show_run(idx, run: dict, plot: str | None, export: str | None, as_json: boo
         click.echo(f"map ({run['plot']['projection']}): {plot}")
     if export:
         click.echo(f"{run['export']['rows']} rows: {export}")
+
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@cli.command()
+@index_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but localhost makes the index reachable from"
+                   " other machines.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--allow-writes", is_flag=True,
+              help="Accept POST /documents and DELETE /documents/ID (with the bearer token).")
+@click.option("--token", envvar="SEMSEARCH_TOKEN", default=None, metavar="TOKEN",
+              help="Bearer token that writes must carry. Default: $SEMSEARCH_TOKEN.")
+@click.option("--access-log/--no-access-log", default=True, show_default=True,
+              help="Log every request.")
+@click.option("--mmap", is_flag=True, help="Map the vector file instead of reading it.")
+def serve(index_name, host, port, allow_writes, token, access_log, mmap):
+    """Serve an index over HTTP: a JSON API (schema at /openapi.json) and a search page at /.
+
+    The model and the index stay loaded, so a query costs milliseconds, not a model load."""
+    try:
+        import uvicorn
+
+        from semsearch.server import create_app
+    except ImportError:
+        raise InputError("semsearch serve needs FastAPI and uvicorn: pip install"
+                         " 'semsearch[serve]'") from None
+    idx = _open_index(index_name, mmap=mmap)
+    app = create_app(idx, allow_writes=allow_writes, token=token)
+    idx.search("warm up", k=1)  # load the model and vectors before the first request
+    if host not in LOCAL_HOSTS:
+        _warn(f"listening on {host}: anyone who can reach this machine can search the index"
+              + (" (and write to it with the token)" if allow_writes else ""))
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"serving {idx.path} ({idx.manifest['documents']} documents) on"
+               f" http://{shown}:{port}/ (writes {'on' if allow_writes else 'off'});"
+               " Ctrl+C stops", err=True)
+    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="warning")
 
 
 @cli.group(name="eval", cls=_Group)

@@ -9,6 +9,7 @@ scikit-learn and community detection from sentence-transformers. Labels are c-TF
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -285,7 +286,7 @@ UMAP_RANGE = (500, 50_000)
 def plot_map(index: Index, run: dict, path: str, seed: int = 0) -> str:
     """A 2-D map of a run (UMAP when installed and the run is small enough, else PCA), one
     colour per cluster, outliers grey, each cluster named by its top keywords at its centre.
-    Returns the projection used."""
+    A copy is kept in the index for `semsearch serve`. Returns the projection used."""
     try:
         import matplotlib
     except ImportError:
@@ -320,6 +321,8 @@ def plot_map(index: Index, run: dict, path: str, seed: int = 0) -> str:
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
+    with index.writing():
+        index.store.save_cluster_map(run["id"], Path(path).read_bytes(), projection)
     return projection
 
 

@@ -79,6 +79,14 @@ def parse_where(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
     return where
 
 
+def parse_cluster(ref: str, latest_run: Callable[[], int]) -> tuple[int, int]:
+    """``"3"`` (cluster 3 of the latest run) or ``"2:3"`` (of run 2) → ``(run, cluster)``."""
+    run, _, number = ref.strip().rpartition(":")
+    if not number.lstrip("-").isdigit() or (run and not run.isdigit()):
+        raise InputError(f"--cluster expects ID or RUN:ID, got {ref!r}")
+    return (int(run) if run else latest_run(), int(number))
+
+
 # A candidate: (ranking score, unit id, dense score or None, keyword score or None)
 Candidate = tuple[float, int, "float | None", "float | None"]
 

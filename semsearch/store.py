@@ -220,6 +220,17 @@ class Store:
             rows[row.pop("id")] = row
         return rows
 
+    def document(self, document_id: str) -> dict | None:
+        """A document with its units in order, or None."""
+        found = list(self.db["documents"].rows_where("id = ?", [document_id]))
+        if not found:
+            return None
+        document = {**found[0], "metadata": json.loads(found[0]["metadata"] or "{}")}
+        document["units"] = list(self.db["units"].rows_where(
+            "document_id = ?", [document_id], order_by="ordinal",
+            select="id, ordinal, text, char_start, char_end"))
+        return document
+
     def neighbours(self, document_id: str, ordinal: int, radius: int) -> list[tuple[int, str]]:
         return self.db.execute(
             "select ordinal, text from units where document_id = ? and ordinal between ? and ?"
@@ -313,6 +324,17 @@ class Store:
                     for row in self.db["clusters"].rows_where(
                         "run = ?", [run_id], order_by="cluster")]
         return {**runs[run_id], "cluster_list": clusters}
+
+    def save_cluster_map(self, run_id: int, png: bytes, projection: str) -> None:
+        """Keep a run's 2-D map inside the index (the search page shows it)."""
+        self.db["cluster_maps"].upsert(
+            {"run": run_id, "projection": projection, "png": png, "created": _now()}, pk="run")
+
+    def cluster_map(self, run_id: int) -> bytes | None:
+        if not self.db["cluster_maps"].exists():
+            return None
+        row = self.db.execute("select png from cluster_maps where run = ?", [run_id]).fetchone()
+        return row[0] if row else None
 
     def cluster_assignments(self, run_id: int) -> list[dict]:
         return list(self.db["cluster_assignments"].rows_where(

@@ -77,3 +77,33 @@ def tiny_bert(tmp_path_factory, encoder):
     for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         shutil.copy(default_model_path() / name, folder / name)
     return folder
+
+
+XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
+
+
+@pytest.fixture(scope="session")
+def site_index(tmp_path_factory, encoder):
+    """A small index as a served site sees it: topics, metadata, a document id that looks like a
+    path, a document whose text is markup, and a stored cluster run."""
+    from semsearch import Index
+    from semsearch.clustering import cluster_index
+    from semsearch.index import IndexSettings
+    from semsearch.ingest import Document
+
+    path = tmp_path_factory.mktemp("site") / "site"
+    index = Index.create(path, settings=IndexSettings(unit="sentence"))
+    index.add([
+        Document(id="notes/bread.txt", title="Baking bread", metadata={"topic": "food"},
+                 text="Flour, water and yeast make dough. Bake the loaf in a hot oven until the"
+                      " crust is golden. Let it cool before slicing."),
+        Document(id="space", title="The night sky", metadata={"topic": "space"},
+                 text="The Moon orbits the Earth every month. Mars is called the red planet."),
+        Document(id="pets", title="Pets", metadata={"topic": "animals"},
+                 text="Cats sleep for most of the day. Dogs need a walk every morning."),
+        Document(id="markup", title="<b>Markup</b> title", metadata={"topic": "web"},
+                 text=f"A page about zebrafish markup. {XSS} It must render as text."),
+    ])
+    cluster_index(index, k=3, seed=0)
+    index.store.close()
+    return path

@@ -1,0 +1,5 @@
+"""``python -m semsearch`` runs the command line."""
+
+from semsearch.cli import cli
+
+cli(prog_name="semsearch")
