@@ -22,6 +22,11 @@ def report(title: str, rows: list[dict], json_path: str | None, extra: dict | No
         print(f"\nwrote {json_path}")
 
 
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
 def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.4f}" if abs(value) < 1 else f"{value:.2f}"

@@ -1,10 +1,11 @@
-"""Encoding throughput and quality: plain sentence-transformers vs each semsearch precision.
+"""Encoding throughput and quality: plain sentence-transformers vs each semsearch backend.
 
-    python benchmarks/encode.py ../shared/data [--docs 500] [--precisions fp32 bf16]
-        [--json out.json]
+    python benchmarks/encode.py ../shared/data [--docs 500]
+        [--setups torch:fp32 torch:bf16 onnx:fp32 onnx:int8] [--json out.json]
 
 Everything in one run on the same texts: STSb test sentences (sentences/s, and Spearman x100 of
-cosine against the gold scores) and SciFact abstracts, title + text (documents/s). Batch 32.
+cosine against the gold scores), SciFact abstracts, title + text (documents/s), batch 32; and
+one query at a time (median ms over 200 SciFact queries), as a server embeds them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import time
 from pathlib import Path
 
@@ -20,7 +22,6 @@ from scipy.stats import spearmanr
 import semsearch  # noqa: F401  (offline environment)
 from _common import report
 from semsearch.encoder import (
-    PRECISIONS,
     cpu_has_fast_bf16,
     default_device,
     default_model_path,
@@ -30,7 +31,7 @@ from semsearch.encoder import (
 from semsearch.evaluation import read_sts
 
 
-def measure(name: str, encode, first, second, gold, abstracts) -> dict:
+def measure(name: str, encode, first, second, gold, abstracts, queries) -> dict:
     encode(first[:64])  # warm-up
     started = time.perf_counter()
     a, b = encode(first), encode(second)
@@ -39,38 +40,48 @@ def measure(name: str, encode, first, second, gold, abstracts) -> dict:
     encode(abstracts)
     document_seconds = time.perf_counter() - started
     spearman = spearmanr((a * b).sum(axis=1), gold).statistic
+    alone = []
+    for query in queries:
+        started = time.perf_counter()
+        encode([query])
+        alone.append(1000 * (time.perf_counter() - started))
     return {"encoder": name, "sentences/s": 2 * len(first) / sentence_seconds,
-            "documents/s": len(abstracts) / document_seconds, "stsb spearman": 100 * spearman}
+            "documents/s": len(abstracts) / document_seconds,
+            "query ms": statistics.median(alone), "stsb spearman": 100 * spearman}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", help="folder holding stsb/ and scifact/")
     parser.add_argument("--docs", type=int, default=500, help="SciFact abstracts to encode")
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"],
-                        choices=[p for p in PRECISIONS if p != "auto"])
+    parser.add_argument("--setups", nargs="+", metavar="BACKEND:PRECISION",
+                        default=["torch:fp32", "torch:bf16", "onnx:fp32", "onnx:int8"])
     parser.add_argument("--json", dest="json_path")
     args = parser.parse_args()
     data = Path(args.data)
     first, second, gold = read_sts(data / "stsb" / "sts-test.csv")
     with open(data / "scifact" / "corpus.jsonl") as handle:
         abstracts = [f"{d['title']} {d['text']}" for d in map(json.loads, handle)][:args.docs]
+    with open(data / "scifact" / "queries.jsonl") as handle:
+        queries = [q["text"] for q in map(json.loads, handle)][:200]
 
     from sentence_transformers import SentenceTransformer
 
     plain = SentenceTransformer(str(default_model_path()), device="cpu")
     rows = [measure("plain sentence-transformers fp32",
                     lambda texts: plain.encode(texts, batch_size=32, normalize_embeddings=True),
-                    first, second, gold, abstracts)]
+                    first, second, gold, abstracts, queries)]
     print(rows[-1], flush=True)
 
-    for precision in args.precisions:
-        encoder = load_encoder(precision=precision)
-        rows.append(measure(f"semsearch {precision}", encoder.encode, first, second, gold,
-                            abstracts))
+    for setup in args.setups:
+        backend, _, precision = setup.partition(":")
+        encoder = load_encoder(precision=precision or "auto", backend=backend)
+        rows.append(measure(f"semsearch {backend} {encoder.precision}", encoder.encode, first,
+                            second, gold, abstracts, queries))
         print(rows[-1], flush=True)
     for row in rows:
         row["speed-up (docs)"] = row["documents/s"] / rows[0]["documents/s"]
+        row["speed-up (query)"] = rows[0]["query ms"] / row["query ms"]
     auto = resolve_precision("auto", default_device())
     report(f"Encoding on {os.cpu_count()} cores, {default_device()}; bf16 units:"
            f" {cpu_has_fast_bf16()}; auto = {auto}", rows, args.json_path,

@@ -14,13 +14,8 @@ import statistics
 import time
 
 import semsearch  # noqa: F401  (offline environment)
-from _common import beir_arguments, beir_index, report
+from _common import beir_arguments, beir_index, percentile, report
 from semsearch.search import MODES
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def main() -> None:

@@ -1,11 +1,12 @@
 """Load on `semsearch serve` over loopback: N concurrent clients for a fixed time.
 
     python benchmarks/serve_load.py ../shared/data/scifact [--index results/scifact-index]
-        [--clients 8] [--seconds 30] [--modes dense,hybrid] [--json out.json]
+        [--clients 8] [--seconds 30] [--modes dense,hybrid] [--backend torch|onnx]
+        [--precision auto|fp32|int8] [--json out.json]
 
 Starts `semsearch serve` on 127.0.0.1 (a free port), warms it up, then lets each client send
 GET /search?q=...&k=10 (SciFact train queries, each client from its own offset) on a kept-alive
-connection, one request after another, for --seconds; then one client alone for comparison.
+connection, one request after another, for --seconds; then one client alone, as long.
 Every non-200 answer or failed request counts as an error. The server is stopped at the end.
 """
 
@@ -23,8 +24,7 @@ import urllib.parse
 from pathlib import Path
 
 import semsearch  # noqa: F401  (offline environment)
-from _common import beir_arguments, beir_index, report
-from search_latency import percentile
+from _common import beir_arguments, beir_index, percentile, report
 
 
 def free_port() -> int:
@@ -33,8 +33,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(index: str, port: int) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-m", "semsearch", "serve", "--index", index,
+def start_server(index: str, port: int, backend: str, precision: str) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-m", "semsearch", "--backend", backend,
+                                "--precision", precision, "serve", "--index", index,
                                 "--port", str(port), "--no-access-log"])
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and process.poll() is None:
@@ -92,6 +93,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--modes", default="dense", help="comma-separated search modes")
+    parser.add_argument("--backend", default="torch", help="the server's encoder backend")
+    parser.add_argument("--precision", default="auto", help="the server's encoder precision")
     args = parser.parse_args()
     if Path(args.index, "store.db").exists():
         from semsearch.evaluation import read_beir
@@ -100,13 +103,14 @@ def main() -> None:
     else:
         queries = list(beir_index(args.folder, args.split, args.index)[1].values())
     port = free_port()
-    server = start_server(args.index, port)
+    server = start_server(args.index, port, args.backend, args.precision)
     rows = []
     try:
         for mode in args.modes.split(","):
             load(port, queries[:40], mode, 2, 3)  # warm-up: pages, allocator, batch shapes
-            rows.append(load(port, queries, mode, args.clients, args.seconds))
-            rows.append(load(port, queries, mode, 1, min(args.seconds, 10)))
+            for clients in (args.clients, 1):
+                rows.append({"backend": f"{args.backend} {args.precision}",
+                             **load(port, queries, mode, clients, args.seconds)})
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import click
 
 import semsearch  # noqa: F401  (sets the offline environment first)
 from semsearch.clustering import DEFAULT_RESTARTS, METHODS, PAIRWISE_LIMIT
-from semsearch.encoder import POOLING_MODES, PRECISION_ENV, PRECISIONS
+from semsearch.encoder import BACKEND_ENV, BACKENDS, POOLING_MODES, PRECISION_ENV, PRECISIONS
 from semsearch.errors import InputError, SemsearchError
 from semsearch.ingest import FORMATS, UNIT_KINDS, ReadOptions, read_documents
 from semsearch.search import (
@@ -97,9 +99,14 @@ batch_option = click.option("--batch-size", default=32, show_default=True,
 @click.version_option(semsearch.__version__, prog_name="semsearch")
 @click.option("--precision", type=click.Choice(PRECISIONS), default=None, envvar=PRECISION_ENV,
               help="Encoder precision. Default: auto (fp16 on CUDA, bf16 on CPUs with AMX or"
-                   " AVX512-BF16, else fp32); also $SEMSEARCH_PRECISION.")
+                   " AVX512-BF16, else fp32); int8 needs --backend onnx. Also"
+                   " $SEMSEARCH_PRECISION.")
+@click.option("--backend", type=click.Choice(BACKENDS), default=None, envvar=BACKEND_ENV,
+              help="Run the encoder with torch (default) or ONNX Runtime on the CPU (exported"
+                   " once, kept next to the model; fastest for queries). Also"
+                   " $SEMSEARCH_BACKEND.")
 @click.pass_context
-def cli(ctx, precision):
+def cli(ctx, precision, backend):
     """Semantic search over your own text, offline.
 
     Index files, then ask for the nearest sentences:
@@ -107,10 +114,11 @@ def cli(ctx, precision):
         semsearch index docs/
         semsearch query "how do I reset my password"
     """
-    if precision:  # the library reads it when it loads the model; restored after the command
-        before = os.environ.get(PRECISION_ENV)
-        os.environ[PRECISION_ENV] = precision
-        ctx.call_on_close(lambda: _restore_env(PRECISION_ENV, before))
+    # The library reads them when it loads the model; restored after the command.
+    for name, value in ((PRECISION_ENV, precision), (BACKEND_ENV, backend)):
+        if value:
+            ctx.call_on_close(partial(_restore_env, name, os.environ.get(name)))
+            os.environ[name] = value
 
 
 def _restore_env(name: str, value: str | None) -> None:
@@ -316,7 +324,7 @@ def info(index_name, as_json):
         elif key == "bytes":
             value = f"{value:,}"
         elif key == "encoder":
-            value = f"{value['precision']} on {value['device']} (this machine)"
+            value = f"{value['backend']} {value['precision']} on {value['device']} (this machine)"
         click.echo(f"{key:<{width}}  {value}")
 
 
@@ -523,7 +531,8 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 def serve(index_name, host, port, allow_writes, token, access_log, mmap):
     """Serve an index over HTTP: a JSON API (schema at /openapi.json) and a search page at /.
 
-    The model and the index stay loaded, so a query costs milliseconds, not a model load."""
+    The model and the index stay loaded, so a query costs milliseconds, not a model load. On a
+    CPU the encoder runs on ONNX Runtime when it is installed (--backend torch to keep torch)."""
     try:
         import uvicorn
 
@@ -531,6 +540,15 @@ def serve(index_name, host, port, allow_writes, token, access_log, mmap):
     except ImportError:
         raise InputError("semsearch serve needs FastAPI and uvicorn: pip install"
                          " 'semsearch[serve]'") from None
+    if not os.environ.get(BACKEND_ENV) and importlib.util.find_spec("onnxruntime"):
+        # A warm process embeds one short query at a time: ONNX Runtime does that 2.5x faster
+        # than torch on CPU, with the same vectors. (The env is restored when the command ends.)
+        from semsearch.encoder import default_device
+
+        if default_device() == "cpu":
+            click.get_current_context().call_on_close(
+                partial(_restore_env, BACKEND_ENV, None))
+            os.environ[BACKEND_ENV] = "onnx"
     idx = _open_index(index_name, mmap=mmap)
     app = create_app(idx, allow_writes=allow_writes, token=token)
     idx.search("warm up", k=1)  # load the model and vectors before the first request
@@ -538,9 +556,10 @@ def serve(index_name, host, port, allow_writes, token, access_log, mmap):
         _warn(f"listening on {host}: anyone who can reach this machine can search the index"
               + (" (and write to it with the token)" if allow_writes else ""))
     shown = f"[{host}]" if ":" in host else host
-    click.echo(f"serving {idx.path} ({idx.manifest['documents']} documents) on"
-               f" http://{shown}:{port}/ (writes {'on' if allow_writes else 'off'});"
-               " Ctrl+C stops", err=True)
+    encoder = idx.encoder
+    click.echo(f"serving {idx.path} ({idx.manifest['documents']} documents, encoder"
+               f" {encoder.backend} {encoder.precision}) on http://{shown}:{port}/"
+               f" (writes {'on' if allow_writes else 'off'}); Ctrl+C stops", err=True)
     uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="warning")
 
 

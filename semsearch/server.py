@@ -256,6 +256,8 @@ def create_app(index: Index, *, allow_writes: bool = False, token: str | None = 
         manifest = await read(lambda: index.manifest)
         return {"status": "ok", "index": str(index.path), "model": manifest["model"],
                 "pooling": manifest["pooling"], "unit": manifest["unit"],
+                "encoder": {"backend": index.encoder.backend, "device": index.encoder.device,
+                            "precision": index.encoder.precision},
                 "documents": manifest["documents"], "units": manifest["units"],
                 "vectors": manifest["vectors"], "writes": writer is not None}
 

@@ -171,7 +171,7 @@ def train(
         raise InputError("no training examples")
     transformers.set_seed(seed)
     transformers.logging.set_verbosity_error()
-    encoder = load_encoder(model, pooling, precision="fp32")  # weights are trained in fp32
+    encoder = load_encoder(model, pooling, precision="fp32", backend="torch")  # trains fp32
     # Train a private copy: the cached encoder stays as it was for everything else.
     st_model = copy.deepcopy(encoder.model)
     if max_seq_length:

@@ -252,7 +252,8 @@ def test_precision_is_chosen_from_the_hardware_and_can_be_forced(run, run_json, 
 
     run_json("index", "-i", "p", corpus)
     expected = "bf16" if cpu_has_fast_bf16() else "fp32"
-    assert run_json("info", "-i", "p")["encoder"] == {"device": default_device(),
+    assert run_json("info", "-i", "p")["encoder"] == {"backend": "torch",
+                                                      "device": default_device(),
                                                       "precision": expected}
     fp32 = run_json("--precision", "fp32", "query", "-i", "p", "red planet", "--mode", "dense")
     bf16 = run_json("--precision", "bf16", "query", "-i", "p", "red planet", "--mode", "dense")

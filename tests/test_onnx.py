@@ -1,0 +1,72 @@
+"""The ONNX Runtime backend: exported once, cached, same vectors as torch (fp32), close (int8)."""
+
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime", reason="semsearch[onnx] is not installed")
+
+from semsearch.encoder import load_encoder, onnx_file  # noqa: E402
+from semsearch.errors import ModelError  # noqa: E402
+
+TEXTS = ["The Moon orbits the Earth.", "Bake the bread in a hot oven until golden.",
+         "A very long sentence " * 60, "x"]
+
+
+@pytest.mark.parametrize("pooling", ["cls", "max", "attention"])
+def test_export_gives_the_torch_vectors_for_any_pooling(tiny_bert, pooling):
+    torch_vectors = load_encoder(tiny_bert, pooling, backend="torch", precision="fp32")
+    onnx_vectors = load_encoder(tiny_bert, pooling, backend="onnx")
+    assert onnx_vectors.backend == "onnx" and onnx_vectors.precision == "fp32"
+    np.testing.assert_allclose(onnx_vectors.encode(TEXTS, batch_size=3),
+                               torch_vectors.encode(TEXTS), atol=1e-5)
+    assert (tiny_bert / "onnx").is_dir()  # cached next to the model
+
+
+def test_default_model_fp32_and_int8_against_torch(encoder):
+    onnx = load_encoder(backend="onnx").encode(TEXTS)
+    int8 = load_encoder(backend="onnx", precision="int8").encode(TEXTS)
+    reference = load_encoder(backend="torch", precision="fp32").encode(TEXTS)
+    assert np.abs(onnx - reference).max() < 1e-5
+    assert (int8 * reference).sum(axis=1).min() > 0.97  # quantised, close
+    assert np.allclose(np.linalg.norm(int8, axis=1), 1, atol=1e-5)
+
+
+def test_a_read_only_model_folder_caches_elsewhere(tiny_bert, tmp_path, monkeypatch):
+    import shutil
+
+    from semsearch.encoder import _build_model
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_bert, folder, ignore=shutil.ignore_patterns("onnx"))
+    (folder / "onnx").write_text("not a folder")  # mkdir fails, even for root
+    monkeypatch.setenv("SEMSEARCH_CACHE", str(tmp_path / "cache"))
+    model = _build_model(folder, "mean", "cpu")
+    exported = onnx_file(model, folder, "fp32")
+    assert exported.parent == tmp_path / "cache" / "onnx" and exported.stat().st_size > 0
+    assert not [p for p in exported.parent.iterdir() if p.suffix == ".tmp"]
+    written = exported.stat().st_mtime_ns
+    assert onnx_file(model, folder, "fp32") == exported
+    assert exported.stat().st_mtime_ns == written  # reused, not exported again
+
+
+def test_cli_backend_and_precision_choices(run, run_json, corpus):
+    run_json("index", "-i", "b", corpus)
+    torch_hits = run_json("query", "-i", "b", "red planet", "--mode", "dense")[0]["hits"]
+    onnx_hits = run_json("--backend", "onnx", "query", "-i", "b", "red planet",
+                         "--mode", "dense")[0]["hits"]
+    assert [h["unit_id"] for h in onnx_hits] == [h["unit_id"] for h in torch_hits]
+    assert max(abs(a["score"] - b["score"]) for a, b in
+               zip(onnx_hits, torch_hits, strict=True)) < 1e-4
+    int8 = run_json("--backend", "onnx", "--precision", "int8", "query", "-i", "b",
+                    "red planet", "--mode", "dense")[0]["hits"]
+    assert int8[0]["text"] == "Mars is called the red planet."
+    assert run_json("--backend", "onnx", "info", "-i", "b")["encoder"]["backend"] == "onnx"
+    assert os.environ.get("SEMSEARCH_BACKEND") is None  # the setting ends with the command
+    assert "needs --backend onnx" in run("--precision", "int8", "query", "-i", "b", "x",
+                                         expect=1).stderr
+    assert "runs fp32 or int8" in run("--backend", "onnx", "--precision", "bf16", "query",
+                                      "-i", "b", "x", expect=1).stderr
+    with pytest.raises(ModelError, match="unknown backend"):
+        load_encoder(backend="tensorrt")
