@@ -512,9 +512,6 @@ def _show_run(idx, run: dict, plot: str | None, export: str | None, as_json: boo
         click.echo(f"{run['export']['rows']} rows: {export}")
 
 
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
 @cli.command()
 @index_option
 @click.option("--host", default="127.0.0.1", show_default=True,
@@ -536,7 +533,7 @@ def serve(index_name, host, port, allow_writes, token, access_log, mmap):
     try:
         import uvicorn
 
-        from semsearch.server import create_app
+        from semsearch.server import LOCAL_HOSTS, create_app
     except ImportError:
         raise InputError("semsearch serve needs FastAPI and uvicorn: pip install"
                          " 'semsearch[serve]'") from None
@@ -550,7 +547,7 @@ def serve(index_name, host, port, allow_writes, token, access_log, mmap):
                 partial(_restore_env, BACKEND_ENV, None))
             os.environ[BACKEND_ENV] = "onnx"
     idx = _open_index(index_name, mmap=mmap)
-    app = create_app(idx, allow_writes=allow_writes, token=token)
+    app = create_app(idx, allow_writes=allow_writes, token=token, host=host)
     idx.search("warm up", k=1)  # load the model and vectors before the first request
     if host not in LOCAL_HOSTS:
         _warn(f"listening on {host}: anyone who can reach this machine can search the index"
@@ -560,7 +557,9 @@ def serve(index_name, host, port, allow_writes, token, access_log, mmap):
     click.echo(f"serving {idx.path} ({idx.manifest['documents']} documents, encoder"
                f" {encoder.backend} {encoder.precision}) on http://{shown}:{port}/"
                f" (writes {'on' if allow_writes else 'off'}); Ctrl+C stops", err=True)
-    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="warning")
+    # uvicorn logs requests at level info: below it, --access-log would print nothing
+    uvicorn.run(app, host=host, port=port, access_log=access_log,
+                log_level="info" if access_log else "warning")
 
 
 @cli.group(name="eval", cls=_Group)

@@ -330,7 +330,7 @@ class Index:
             checksum = vectors.save(self.path / name)
         except (OSError, RuntimeError) as exc:
             (self.path / (name + ".tmp")).unlink(missing_ok=True)
-            raise InputError(f"cannot write vectors to {self.path}: {exc}") from None
+            raise WriteError(f"cannot write vectors to {self.path}: {exc}") from None
         self.store.set_manifest({
             "vectors_file": name, "vectors_generation": generation, "faiss_built": vectors.factory,
             "search_effort": effort, "measured_recall": round(recall, 4),
@@ -362,7 +362,7 @@ class Index:
         token_counts = encoder.token_counts
         with self.writing():
             last_commit = time.monotonic()
-            next_id = manifest["next_unit_id"]
+            next_id = self.manifest["next_unit_id"]  # as the last writer left it
             for chunk in _chunks(documents, DOCS_PER_CHUNK):
                 chunk = list({doc.id: doc for doc in chunk}.values())
                 known = self.store.content_hashes([doc.id for doc in chunk])
@@ -402,10 +402,12 @@ class Index:
         result.seconds = time.monotonic() - started
         return result
 
-    def remove(self, ids_or_sources: list[str]) -> int:
-        """Delete documents (by id, or by the file they came from) with their vectors."""
+    def remove(self, ids_or_sources: list[str], ids_only: bool = False) -> int:
+        """Delete documents (by id, or by the file they came from, unless ``ids_only``) with
+        their vectors."""
         with self.writing():
-            doc_ids = self.store.document_ids_for_sources(ids_or_sources) if ids_or_sources else []
+            doc_ids = self.store.document_ids_for_sources(ids_or_sources, ids_only) if (
+                ids_or_sources) else []
             self.vectors.remove(self.store.delete_documents(doc_ids))
             self._changed = bool(doc_ids)
         return len(doc_ids)
@@ -495,6 +497,9 @@ class Index:
                 self.store.db.rollback()
                 if attempt == 2:
                     raise
+            except BaseException:  # never leave the snapshot open: later reads would reuse it
+                self.store.db.rollback()
+                raise
         try:
             yield
         finally:

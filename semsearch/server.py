@@ -27,6 +27,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from semsearch import __version__
 from semsearch.errors import (
@@ -34,6 +35,7 @@ from semsearch.errors import (
     IndexBusyError,
     IndexMismatchError,
     InputError,
+    ModelError,
     SemsearchError,
     WriteError,
 )
@@ -63,7 +65,8 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 STATUS = {InputError: 400, IndexMismatchError: 400, IndexBusyError: 409, WriteError: 507,
-          CorruptIndexError: 500}
+          CorruptIndexError: 500, ModelError: 500}
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 Mode = Literal["dense", "keyword", "hybrid"]
 FusionMethod = Literal["rrf", "weighted"]
@@ -80,14 +83,18 @@ class Reader:
 
     def call(self, function: Callable, *args) -> Future:
         """Run ``function(*args)`` on the reader thread, inside one consistent snapshot."""
-        future: Future = Future()
-        self._tasks.put((None, function, args, future))
-        return future
+        return self._submit((None, function, args))
 
     def search(self, queries: list[str], options: dict) -> Future:
+        return self._submit((json.dumps(options, sort_keys=True, default=repr), queries,
+                             options))
+
+    def _submit(self, task: tuple) -> Future:
         future: Future = Future()
-        self._tasks.put((json.dumps(options, sort_keys=True, default=repr), queries, options,
-                         future))
+        if not self._thread.is_alive():
+            future.set_exception(ServerError("the server is stopping"))
+        else:
+            self._tasks.put((*task, future))
         return future
 
     def stop(self) -> None:
@@ -106,7 +113,16 @@ class Reader:
                     self._tasks.put(None)  # finish this batch, then stop
                     break
                 tasks.append(task)
-            self._serve(tasks)
+            # A request cancelled meanwhile (its client went away) is skipped.
+            tasks = [task for task in tasks if task[-1].set_running_or_notify_cancel()]
+            try:
+                self._serve(tasks)
+            except BaseException as exc:  # never leave a request waiting, never stop serving
+                for *_, future in tasks:
+                    if not future.done():
+                        future.set_exception(exc)
+        for *_, future in _drain(self._tasks):
+            future.set_exception(ServerError("the server is stopping"))
 
     def _serve(self, tasks: list) -> None:
         searches: dict[str, list] = {}
@@ -139,9 +155,29 @@ class Reader:
 
 def _settle(future: Future, function: Callable, *args, **kwargs) -> None:
     try:
-        future.set_result(function(*args, **kwargs))
-    except Exception as exc:
+        result = function(*args, **kwargs)
+    except BaseException as exc:
         future.set_exception(exc)
+    else:
+        future.set_result(result)
+
+
+def _drain(tasks: queue.SimpleQueue) -> list:
+    left = []
+    while True:
+        try:
+            task = tasks.get_nowait()
+        except queue.Empty:
+            return left
+        if task is not None and task[-1].set_running_or_notify_cancel():
+            left.append(task)
+
+
+class ServerError(SemsearchError):
+    """The server cannot answer (it is stopping)."""
+
+
+STATUS[ServerError] = 503
 
 
 class SearchOptions(BaseModel):
@@ -174,22 +210,29 @@ class NewDocuments(BaseModel):
     documents: list[NewDocument] = Field(min_length=1, max_length=10_000)
 
 
-def create_app(index: Index, *, allow_writes: bool = False, token: str | None = None) -> FastAPI:
-    """The API and page over an open index (the CLI's `serve` runs it with uvicorn)."""
+def create_app(index: Index, *, allow_writes: bool = False, token: str | None = None,
+               host: str | None = None) -> FastAPI:
+    """The API and page over an open index (the CLI's `serve` runs it with uvicorn).
+
+    ``host``, the address served on: requests must name it (or localhost) in their Host
+    header, so a web page cannot reach a local server through DNS rebinding."""
     if allow_writes and not token:
         raise InputError(f"--allow-writes needs a token: --token or ${TOKEN_ENV}")
-    reader = Reader(index)
     writer = _Writer(index.path) if allow_writes else None
+    reader = Reader(index)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
-        reader.stop()
+        await asyncio.to_thread(reader.stop)
 
     app = FastAPI(title="semsearch", version=__version__, lifespan=lifespan, docs_url=None,
                   redoc_url=None,
                   description="Semantic, keyword and hybrid search over a semsearch index.")
     app.state.reader = reader
+    if host is not None and host not in ("0.0.0.0", "::"):
+        app.add_middleware(TrustedHostMiddleware,
+                           allowed_hosts=sorted({*LOCAL_HOSTS, "[::1]", host.strip("[]")}))
 
     async def read(function: Callable, *args):
         return await asyncio.wrap_future(reader.call(function, *args))
@@ -218,7 +261,8 @@ def create_app(index: Index, *, allow_writes: bool = False, token: str | None = 
 
     @app.exception_handler(SemsearchError)
     async def semsearch_error(request: Request, exc: SemsearchError):
-        return JSONResponse({"error": str(exc)}, status_code=STATUS.get(type(exc), 400))
+        status = next((STATUS[kind] for kind in type(exc).__mro__ if kind in STATUS), 500)
+        return JSONResponse({"error": str(exc)}, status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def bad_parameters(request: Request, exc: RequestValidationError):
@@ -254,10 +298,11 @@ def create_app(index: Index, *, allow_writes: bool = False, token: str | None = 
     @app.get("/health", summary="Model and index counts")
     async def health():
         manifest = await read(lambda: index.manifest)
+        encoder = await read(lambda: index.encoder)  # loaded on the reader thread, if not yet
         return {"status": "ok", "index": str(index.path), "model": manifest["model"],
                 "pooling": manifest["pooling"], "unit": manifest["unit"],
-                "encoder": {"backend": index.encoder.backend, "device": index.encoder.device,
-                            "precision": index.encoder.precision},
+                "encoder": {"backend": encoder.backend, "device": encoder.device,
+                            "precision": encoder.precision},
                 "documents": manifest["documents"], "units": manifest["units"],
                 "vectors": manifest["vectors"], "writes": writer is not None}
 
@@ -320,9 +365,10 @@ def create_app(index: Index, *, allow_writes: bool = False, token: str | None = 
     @app.delete("/documents/{document_id:path}", dependencies=[Depends(require_token)],
                 summary="Delete a document (needs --allow-writes)")
     def delete_document(document_id: str):
-        if not writer.remove(document_id):
+        removed = writer.remove(document_id)
+        if not removed:
             raise HTTPException(404, f"no document {document_id!r}")
-        return {"removed": 1}
+        return {"removed": removed}
 
     return app
 
@@ -354,4 +400,4 @@ class _Writer:
 
     def remove(self, document_id: str) -> int:
         with self._lock:
-            return self.index.remove([document_id])
+            return self.index.remove([document_id], ids_only=True)

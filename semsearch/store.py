@@ -161,11 +161,13 @@ class Store:
             yield from self.db.execute(
                 f"select id, text from units where id in ({marks}) order by id", chunk)
 
-    def document_ids_for_sources(self, sources: list[str]) -> list[str]:
+    def document_ids_for_sources(self, sources: list[str], ids_only: bool = False) -> list[str]:
+        """The documents with these ids or (unless ``ids_only``) read from these sources."""
         marks = ",".join("?" * len(sources))
+        by_source = "" if ids_only else f"source in ({marks}) or "
         return [row[0] for row in self.db.execute(
-            f"select id from documents where source in ({marks}) or id in ({marks})",
-            sources + sources)]
+            f"select id from documents where {by_source}id in ({marks})",
+            ([] if ids_only else sources) + sources)]
 
     def filtered_unit_ids(self, where: dict[str, str] | None = None,
                           cluster: tuple[int, int] | None = None) -> np.ndarray:

@@ -123,3 +123,12 @@ def test_clusters_view_lists_clusters_with_the_map_and_searches_inside_one(page)
     assert page.input_value("#cluster").endswith(":0")
     search(page, "anything at all")
     assert page.locator(".hit").count() >= 1
+
+
+def test_a_shared_link_restores_the_search_with_its_filters(page, server):
+    page.goto(f"{server}/?q=planet+sleep+bread&mode=dense&k=5&where=topic%3Dspace")
+    page.wait_for_selector("#status:has-text('hits')")
+    assert page.input_value("#where") == "topic=space"
+    assert page.input_value("#mode") == "dense"
+    titles = page.locator(".hit .title").all_inner_texts()
+    assert titles and set(titles) == {"The night sky"}

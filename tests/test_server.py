@@ -1,6 +1,7 @@
 """The HTTP API of `semsearch serve`, in-process (FastAPI's TestClient) on a real index."""
 
 import shutil
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -11,7 +12,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from conftest import XSS  # noqa: E402
 from semsearch import Index  # noqa: E402
 from semsearch.errors import InputError  # noqa: E402
-from semsearch.server import create_app  # noqa: E402
+from semsearch.server import Reader, ServerError, create_app  # noqa: E402
 
 TOKEN = "s3cret-token"
 
@@ -174,11 +175,42 @@ def test_authorised_writes_are_searchable_at_once(writable):
     assert writable.post("/documents", json=new, headers=auth).json()["unchanged"] == 1
     hits = writable.get("/search", params={"q": "brewing green tea", "k": 1}).json()["hits"]
     assert hits[0]["document_id"] == "tea" and hits[0]["metadata"] == {"topic": "drinks"}
+    assert writable.delete("/documents/api", headers=auth).status_code == 404  # ids only,
+    assert writable.get("/documents/tea").status_code == 200  # never the source "api"
     assert writable.delete("/documents/tea", headers=auth).json() == {"removed": 1}
     assert writable.delete("/documents/tea", headers=auth).status_code == 404
     hits = writable.get("/search", params={"q": "brewing green tea", "k": 5}).json()["hits"]
     assert "tea" not in {h["document_id"] for h in hits}
     assert writable.get("/health").json()["documents"] == 4
+    assert Index.open(writable.app.state.reader.index.path).check()["consistent"]
+
+
+def test_reads_during_writes_never_fail_or_see_half_a_write(writable):
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    batches = [{"documents": [{"id": f"w{n}-{i}", "text": f"Note {n}.{i} about comets and"
+                               f" tides. Comet tails point away from the Sun {n}."}
+                              for i in range(5)]} for n in range(6)]
+
+    def write():
+        return [writable.post("/documents", json=batch, headers=auth).status_code
+                for batch in batches]
+
+    def read(number):
+        found = writable.get("/search", params={"q": "comet tails", "k": 500,
+                                                "mode": ("dense", "keyword", "hybrid")[number % 3]})
+        hits = found.json()["hits"]
+        # a document is there with both its units, or not at all
+        counts = {}
+        for hit in hits:
+            counts[hit["document_id"]] = counts.get(hit["document_id"], 0) + 1
+        return found.status_code, all(v == 2 for k, v in counts.items() if k.startswith("w"))
+
+    with ThreadPoolExecutor(5) as pool:
+        writer = pool.submit(write)
+        reads = list(pool.map(read, range(60)))
+    assert writer.result() == [200] * len(batches)
+    assert reads == [(200, True)] * 60
+    assert writable.get("/health").json()["documents"] == 4 + 30
     assert Index.open(writable.app.state.reader.index.path).check()["consistent"]
 
 
@@ -203,3 +235,45 @@ def test_page_schema_and_unknown_routes(client):
             "/clusters/{run}", "/clusters/{run}/map.png", "/documents"} <= set(paths)
     missing = client.get("/nowhere")
     assert missing.status_code == 404 and missing.json() == {"error": "no such page: /nowhere"}
+
+
+def test_reader_skips_cancelled_requests_and_keeps_serving(site_index):
+    reader = Reader(Index.open(site_index))
+    gate = threading.Event()
+    busy = reader.call(gate.wait, 30)  # holds the reader thread while requests queue up
+    cancelled = reader.search(["the red planet"], {"k": 1})
+    assert cancelled.cancel()  # its client went away
+    failing = reader.search(["the red planet"], {"k": 0})
+    after = reader.search(["the red planet"], {"k": 1, "mode": "dense"})
+    gate.set()
+    assert busy.result(30) is True
+    with pytest.raises(InputError, match="-k must be at least 1"):
+        failing.result(30)
+    assert after.result(30)[0][0].document_id == "space"
+    reader.stop()
+    with pytest.raises(ServerError, match="stopping"):
+        reader.search(["the red planet"], {"k": 1}).result(1)
+
+
+def test_requests_must_name_the_served_host(site_index):
+    app = create_app(Index.open(site_index), host="127.0.0.1")
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
+        assert client.get("/health").status_code == 200
+        assert client.get("/health", headers={"host": "localhost:8000"}).status_code == 200
+        rebound = client.get("/health", headers={"host": "attacker.example"})
+        assert rebound.status_code == 400
+
+
+@pytest.mark.parametrize(("host", "warned"), [("127.0.0.1", False), ("0.0.0.0", True)])
+def test_serve_binds_localhost_by_default_and_warns_otherwise(run, site_index, monkeypatch,
+                                                              host, warned):
+    import uvicorn
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(options))
+    args = ["--backend", "torch", "serve", "--index", site_index, "--port", "8123"]
+    result = run(*(args if host == "127.0.0.1" else [*args, "--host", host]))
+    assert served["host"] == host and served["port"] == 8123
+    assert ("anyone who can reach this machine" in result.stderr) == warned
+    assert "(writes off)" in result.stderr
+    assert "--allow-writes needs a token" in run(*args, "--allow-writes", expect=1).stderr

@@ -19,8 +19,15 @@ function el(tag, props, ...children) {
 
 async function getJSON(url) {
   const response = await fetch(url);
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.error || response.statusText);
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    // not JSON: say what the server said in its status line
+  }
+  if (!response.ok || body === null) {
+    throw new Error((body && body.error) || `${response.status} ${response.statusText}`);
+  }
   return body;
 }
 
@@ -133,12 +140,18 @@ async function start() {
   $("mode").addEventListener("change", () => search());
   $("tab-search").addEventListener("click", () => show("search"));
   $("tab-clusters").addEventListener("click", () => show("clusters"));
-  $("run").addEventListener("change", () => showRun($("run").value));
+  $("run").addEventListener("change", () => showRun($("run").value).catch((e) => {
+    $("run-summary").textContent = `error: ${e.message}`;
+  }));
+  // A shared link restores the whole search, filters included.
   const params = new URLSearchParams(location.search);
   if (params.get("q")) {
     $("q").value = params.get("q");
     if (params.get("mode")) $("mode").value = params.get("mode");
     if (params.get("k")) $("k").value = params.get("k");
+    $("where").value = params.getAll("where").join(", ");
+    $("cluster").value = params.get("cluster") || "";
+    $("by-document").checked = params.get("by_document") === "true";
     search();
   }
   try {
