@@ -33,10 +33,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(index: str, port: int, backend: str, precision: str) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-m", "semsearch", "--backend", backend,
-                                "--precision", precision, "serve", "--index", index,
-                                "--port", str(port), "--no-access-log"])
+def start_server(index: str, port: int, encoder: list[str]) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-m", "semsearch", *encoder, "serve", "--index",
+                                index, "--port", str(port), "--no-access-log"])
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and process.poll() is None:
         try:
@@ -93,8 +92,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--modes", default="dense", help="comma-separated search modes")
-    parser.add_argument("--backend", default="torch", help="the server's encoder backend")
-    parser.add_argument("--precision", default="auto", help="the server's encoder precision")
+    parser.add_argument("--backend", help="the server's encoder backend (default: serve's)")
+    parser.add_argument("--precision", help="the server's encoder precision (default: serve's)")
     args = parser.parse_args()
     if Path(args.index, "store.db").exists():
         from semsearch.evaluation import read_beir
@@ -103,13 +102,15 @@ def main() -> None:
     else:
         queries = list(beir_index(args.folder, args.split, args.index)[1].values())
     port = free_port()
-    server = start_server(args.index, port, args.backend, args.precision)
+    encoder = [f"--{name}={value}" for name, value in
+               (("backend", args.backend), ("precision", args.precision)) if value]
+    server = start_server(args.index, port, encoder)
     rows = []
     try:
         for mode in args.modes.split(","):
             load(port, queries[:40], mode, 2, 3)  # warm-up: pages, allocator, batch shapes
             for clients in (args.clients, 1):
-                rows.append({"backend": f"{args.backend} {args.precision}",
+                rows.append({"encoder": " ".join(encoder) or "serve's default",
                              **load(port, queries, mode, clients, args.seconds)})
     finally:
         server.terminate()
