@@ -537,16 +537,8 @@ def serve(index_name, host, port, allow_writes, token, access_log, mmap):
     except ImportError:
         raise InputError("semsearch serve needs FastAPI and uvicorn: pip install"
                          " 'semsearch[serve]'") from None
-    if not os.environ.get(BACKEND_ENV) and importlib.util.find_spec("onnxruntime"):
-        # A warm process embeds one short query at a time: ONNX Runtime does that 2.5x faster
-        # than torch on CPU, with the same vectors. (The env is restored when the command ends.)
-        from semsearch.encoder import default_device
-
-        if default_device() == "cpu":
-            click.get_current_context().call_on_close(
-                partial(_restore_env, BACKEND_ENV, None))
-            os.environ[BACKEND_ENV] = "onnx"
     idx = _open_index(index_name, mmap=mmap)
+    _prefer_onnx(idx)
     app = create_app(idx, allow_writes=allow_writes, token=token, host=host)
     idx.search("warm up", k=1)  # load the model and vectors before the first request
     if host not in LOCAL_HOSTS:
@@ -560,6 +552,27 @@ def serve(index_name, host, port, allow_writes, token, access_log, mmap):
     # uvicorn logs requests at level info: below it, --access-log would print nothing
     uvicorn.run(app, host=host, port=port, access_log=access_log,
                 log_level="info" if access_log else "warning")
+
+
+def _prefer_onnx(idx) -> None:
+    """A warm process embeds one short query at a time: ONNX Runtime does that 2.5x faster than
+    torch on CPU, with the same vectors. Used unless a backend or a precision it cannot run was
+    asked for, or it is not installed, or the model does not export (then torch, with a
+    warning). The environment is restored when the command ends."""
+    from semsearch.encoder import default_device, load_encoder
+
+    if os.environ.get(BACKEND_ENV) or os.environ.get(PRECISION_ENV, "auto") not in (
+            "auto", "fp32", "int8") or not importlib.util.find_spec("onnxruntime") or (
+            default_device() != "cpu"):
+        return
+    click.get_current_context().call_on_close(partial(_restore_env, BACKEND_ENV, None))
+    os.environ[BACKEND_ENV] = "onnx"
+    manifest = idx.manifest
+    try:
+        load_encoder(manifest["model"], manifest["pooling"])
+    except Exception as exc:  # an exporter limit on an unusual model: torch still serves
+        _warn(f"ONNX Runtime cannot run this model ({type(exc).__name__}: {exc}); using torch")
+        os.environ[BACKEND_ENV] = "torch"
 
 
 @cli.group(name="eval", cls=_Group)

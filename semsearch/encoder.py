@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -262,9 +263,16 @@ class Encoder:
 
         if self.model.training:
             self.model.eval()
-        features = batch_to_device(self.model.preprocess(texts), self.model.device)
+        features = batch_to_device(self._features(texts), self.model.device)
         with torch.inference_mode():
             return self.model(features)["sentence_embedding"].float().cpu().numpy()
+
+    def _features(self, texts: list[str]) -> dict:
+        """Tokens as the model's own first module makes them, with its default prompt."""
+        model = self.model
+        prompt = model.prompts.get(model.default_prompt_name) if (
+            model.default_prompt_name) else None
+        return model.preprocess(texts, prompt=prompt)
 
 
 @dataclass
@@ -281,9 +289,8 @@ class OnnxEncoder(Encoder):
         return "cpu"
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        features = self.tokenizer(texts, padding=True, truncation=True,
-                                  max_length=self.max_seq_length, return_tensors="np")
-        return self.session.run(None, {node.name: features[node.name].astype(np.int64)
+        features = self._features(texts)
+        return self.session.run(None, {node.name: features[node.name].numpy().astype(np.int64)
                                        for node in self.session.get_inputs()})[0]
 
 
@@ -328,11 +335,22 @@ def _onnx_session(model, path: Path, precision: str):
                                         providers=["CPUExecutionProvider"])
 
 
+ONNX_FORMAT = 1  # bump when _export changes what it writes
+
+
 def onnx_file(model, path: Path, precision: str) -> Path:
     """The model's ONNX export (int8: quantised from the fp32 one), made on first use and kept
     next to the model in ``onnx/`` (or under $SEMSEARCH_CACHE, default ~/.cache/semsearch,
-    when the model folder is read-only)."""
-    name = f"semsearch-{model_fingerprint(path)}-{_pooling_of(model) or 'mean'}-{precision}.onnx"
+    when the model folder is read-only). The name changes with the weights, the module stack
+    and its settings, and the versions that trace it."""
+    import torch
+    import transformers
+
+    stack = json.dumps([ONNX_FORMAT, torch.__version__, transformers.__version__,
+                        [(type(m).__name__, getattr(m, "get_config_dict", dict)()) for m in model],
+                        model.max_seq_length], sort_keys=True, default=str)
+    digest = hashlib.sha256(stack.encode()).hexdigest()[:12]
+    name = f"semsearch-{model_fingerprint(path)}-{digest}-{precision}.onnx"
     cache = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "semsearch")
     folders = [path / "onnx", cache / "onnx"]
     for folder in folders:
@@ -341,15 +359,21 @@ def onnx_file(model, path: Path, precision: str) -> Path:
     for folder in folders:
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            draft = folder / f"{name}.{os.getpid()}.tmp"
+            handle, draft = tempfile.mkstemp(dir=folder, prefix=f"{name}.", suffix=".tmp")
+        except OSError:
+            continue
+        os.close(handle)
+        try:
             if precision == "int8":
-                _quantize(onnx_file(model, path, "fp32"), draft)
+                _quantize(onnx_file(model, path, "fp32"), Path(draft))
             else:
-                _export(model, draft)
+                _export(model, Path(draft))
             os.replace(draft, folder / name)  # published whole: a reader never sees half
             return folder / name
         except OSError:
             continue
+        finally:
+            Path(draft).unlink(missing_ok=True)
     raise ModelError(f"cannot write the ONNX export of {path} to {' or '.join(map(str, folders))}")
 
 

@@ -27,8 +27,12 @@ def test_export_gives_the_torch_vectors_for_any_pooling(tiny_bert, pooling):
 def test_default_model_fp32_and_int8_against_torch(encoder):
     onnx = load_encoder(backend="onnx").encode(TEXTS)
     int8 = load_encoder(backend="onnx", precision="int8").encode(TEXTS)
-    reference = load_encoder(backend="torch", precision="fp32").encode(TEXTS)
+    torch_encoder = load_encoder(backend="torch", precision="fp32")
+    reference = torch_encoder.encode(TEXTS)
+    plain = torch_encoder.model.encode(TEXTS, normalize_embeddings=True)  # sentence-transformers
+    assert np.abs(reference - plain).max() < 1e-5
     assert np.abs(onnx - reference).max() < 1e-5
+    assert load_encoder(backend="onnx").encode([]).shape == (0, 384)
     assert (int8 * reference).sum(axis=1).min() > 0.97  # quantised, close
     assert np.allclose(np.linalg.norm(int8, axis=1), 1, atol=1e-5)
 
