@@ -55,8 +55,8 @@ def evaluate_sts(
     # Through the encoder itself, so every backend and precision is measured as it searches.
     vectors = encoder.encode(first + second, batch_size=batch_size)
     cosines = (vectors[:len(first)] * vectors[len(first):]).sum(axis=1)
-    metrics = {"spearman": spearmanr(cosines, scores).statistic,
-               "pearson": pearsonr(cosines, scores).statistic}
+    metrics = {"spearman": float(spearmanr(cosines, scores).statistic),
+               "pearson": float(pearsonr(cosines, scores).statistic)}
     return {"file": str(path), "pairs": len(scores), "model": str(encoder.path),
             "pooling": encoder.pooling,
             "spearman": round(100 * metrics["spearman"], 2),
