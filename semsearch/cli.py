@@ -42,13 +42,42 @@ class _Group(click.Group):
             raise click.ClickException("interrupted; committed work is kept") from None
 
 
-def _open_index(index_name: str | None, timeout: float = 0.0, **options):
-    """Open a named or folder index; the heavy libraries load here, not when the CLI starts."""
-    from semsearch.index import Index, resolve_index_path
+def _open_index(index_name: str | None, timeout: float = 0.0, ray_address: str | None = None,
+                **options):
+    """Open a named or folder index (sharded or not); the heavy libraries load here, not when
+    the CLI starts."""
+    from semsearch.index import resolve_index_path
+    from semsearch.shards import open_index
 
-    index = Index.open(resolve_index_path(index_name), **options)
+    index = open_index(resolve_index_path(index_name), runner=_runner(ray_address), **options)
     index.lock_timeout = timeout
     return index
+
+
+def _runner(ray_address: str | None, workers: int | None = None):
+    """Shards in this process, or on Ray (stopped when the command ends)."""
+    if ray_address is None:
+        return None
+    from semsearch.distributed import ray_runner
+
+    runner = ray_runner(ray_address, workers)
+    click.get_current_context().call_on_close(runner.close)
+    return runner
+
+
+def ray_option(command):
+    """--ray [ADDRESS]: run the shards of a sharded index on Ray."""
+    def check(ctx, param, value):
+        if value is not None and os.path.exists(value):
+            raise click.BadParameter(f"took {value!r} as the cluster address; put --ray after"
+                                     " the files, or write --ray local")
+        return value
+
+    return click.option(
+        "--ray", "ray_address", is_flag=False, flag_value="local", default=None,
+        metavar="[ADDRESS]", callback=check,
+        help="Run the shards on Ray: a cluster ADDRESS (ray://HOST:10001, auto), or none to"
+             " start Ray on this machine for the command. Needs semsearch[ray].")(command)
 
 
 def _print_json(data) -> None:
@@ -160,12 +189,18 @@ def _restore_env(name: str, value: str | None) -> None:
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of inputs.")
 @click.option("--commit-every", type=click.FloatRange(0), default=60, show_default=True,
               metavar="SECONDS", help="Commit this often: an interrupted run keeps what it did.")
+@click.option("--shards", type=click.IntRange(1), default=None,
+              help="Create a sharded index of N shards (documents spread by a hash of their id)."
+                   " Fixed when the index is created.")
+@ray_option
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="With --ray: embedding actors. Default: one per GPU, else one per 2 CPUs.")
 @batch_option
 @timeout_option
 @json_option
 def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chunk, faiss_factory,
           recall, glob, fmt, text_field, id_field, title_field, encoding, commit_every,
-          batch_size, timeout, as_json):
+          shards, ray_address, workers, batch_size, timeout, as_json):
     """Add files, folders (recursively) or - (stdin) to an index.
 
     Unchanged documents are skipped, changed ones replaced. Formats: .txt, .md, .html,
@@ -174,6 +209,7 @@ def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chun
     from tqdm import tqdm
 
     from semsearch.index import Index, resolve_index_path
+    from semsearch.shards import ShardedIndex, is_sharded
 
     path = resolve_index_path(index_name)
     options = ReadOptions(text_field=text_field, id_field=id_field, title_field=title_field,
@@ -184,9 +220,15 @@ def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chun
         warnings.append(message)
         _warn(message)
 
-    idx = Index.open_or_create(path, model=model, pooling=pooling, unit=unit,
-                               faiss=faiss_factory, passage_tokens=passage_tokens, overlap=overlap,
-                               chunk=chunk)
+    settings = {"unit": unit, "faiss": faiss_factory, "passage_tokens": passage_tokens,
+                "overlap": overlap, "chunk": chunk}
+    if shards or is_sharded(path):
+        idx = ShardedIndex.open_or_create(path, shards, model=model, pooling=pooling,
+                                          runner=_runner(ray_address, workers), **settings)
+    elif ray_address is not None:
+        raise click.UsageError("--ray works on sharded indexes: add --shards N")
+    else:
+        idx = Index.open_or_create(path, model=model, pooling=pooling, **settings)
     idx.lock_timeout = timeout
     documents = read_documents(paths, options, warn)
     with tqdm(desc="indexing", unit="doc", disable=None, file=sys.stderr) as bar:
@@ -233,9 +275,10 @@ def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chun
 @click.option("--mmap", is_flag=True,
               help="Map the vector file instead of reading it (indexes larger than memory).")
 @model_option
+@ray_option
 @json_option
 def query(queries, index_name, k, query_file, where, by_document, cluster_ref, mode, fusion,
-          rrf_k, alpha, min_score, context, effort, mmap, model, as_json):
+          rrf_k, alpha, min_score, context, effort, mmap, model, ray_address, as_json):
     """Print the units that best match each QUERY.
 
     Hybrid mode (the default) fuses the embedding ranking with a full-text BM25 ranking, so
@@ -245,7 +288,7 @@ def query(queries, index_name, k, query_file, where, by_document, cluster_ref, m
         queries += [line.strip() for line in query_file if line.strip()]
     if not queries:
         raise click.UsageError("give a query, or --file with one query per line")
-    idx = _open_index(index_name, model=model, mmap=mmap)
+    idx = _open_index(index_name, ray_address=ray_address, model=model, mmap=mmap)
     cluster_id = None if cluster_ref is None else parse_cluster(
         cluster_ref, lambda: idx.store.cluster_run()["id"])
     results = idx.search(queries, k=k, mode=mode, fusion=Fusion(fusion, rrf_k, alpha),
@@ -333,13 +376,14 @@ def info(index_name, as_json):
 def list_indexes(as_json):
     """List the indexes under indexes/ (or $SEMSEARCH_INDEXES)."""
     rows = []
-    from semsearch.index import Index, indexes_home
+    from semsearch.index import STORE_FILE, indexes_home
+    from semsearch.shards import is_sharded, open_index
 
     home = indexes_home()
     for folder in sorted(home.iterdir()) if home.is_dir() else []:
-        if (folder / "store.db").exists():
+        if (folder / STORE_FILE).exists() or is_sharded(folder):
             try:
-                data = Index.open(folder, verify=False).info()
+                data = open_index(folder, verify=False).info()
             except SemsearchError as exc:
                 data = {"error": str(exc)}
             rows.append({"name": folder.name, **data})
@@ -448,12 +492,19 @@ def cluster(index_name, method, k, by_document, threshold, min_size, reduce_outl
 
     The run is stored in the index: see it again with `semsearch clusters`, search inside a
     cluster with `semsearch query --cluster`."""
-    from semsearch.clustering import cluster_index
+    from semsearch.clustering import cluster_index, cluster_shards
+    from semsearch.shards import ShardedIndex
 
     idx = _open_index(index_name, timeout)
-    run = cluster_index(idx, method=method, by_document=by_document, k=k, seed=seed,
-                        restarts=restarts, threshold=threshold, min_size=min_size,
-                        reduce_outliers=reduce_outliers)
+    if isinstance(idx, ShardedIndex):
+        if method != "kmeans":
+            raise InputError("a sharded index is clustered with kmeans (centroids from a"
+                             " sample of every shard)")
+        run = cluster_shards(idx, by_document=by_document, k=k, seed=seed, restarts=restarts)
+    else:
+        run = cluster_index(idx, method=method, by_document=by_document, k=k, seed=seed,
+                            restarts=restarts, threshold=threshold, min_size=min_size,
+                            reduce_outliers=reduce_outliers)
     _show_run(idx, run, plot, export, as_json)
 
 
@@ -484,7 +535,10 @@ def clusters(run_id, index_name, plot, export, as_json):
 
 def _show_run(idx, run: dict, plot: str | None, export: str | None, as_json: bool) -> None:
     from semsearch.clustering import export_csv, plot_map
+    from semsearch.shards import ShardedIndex
 
+    if (plot or export) and isinstance(idx, ShardedIndex):
+        raise InputError("--plot and --export read one index; open a shard folder for them")
     if plot:
         run["plot"] = {"path": plot, "projection": plot_map(idx, run, plot)}
     if export:
@@ -525,7 +579,8 @@ def _show_run(idx, run: dict, plot: str | None, export: str | None, as_json: boo
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="Log every request.")
 @click.option("--mmap", is_flag=True, help="Map the vector file instead of reading it.")
-def serve(index_name, host, port, allow_writes, token, access_log, mmap):
+@ray_option
+def serve(index_name, host, port, allow_writes, token, access_log, mmap, ray_address):
     """Serve an index over HTTP: a JSON API (schema at /openapi.json) and a search page at /.
 
     The model and the index stay loaded, so a query costs milliseconds, not a model load. On a
@@ -537,7 +592,7 @@ def serve(index_name, host, port, allow_writes, token, access_log, mmap):
     except ImportError:
         raise InputError("semsearch serve needs FastAPI and uvicorn: pip install"
                          " 'semsearch[serve]'") from None
-    idx = _open_index(index_name, mmap=mmap)
+    idx = _open_index(index_name, ray_address=ray_address, mmap=mmap)
     _prefer_onnx(idx)
     app = create_app(idx, allow_writes=allow_writes, token=token, host=host)
     idx.search("warm up", k=1)  # load the model and vectors before the first request

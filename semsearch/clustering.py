@@ -8,6 +8,7 @@ scikit-learn and community detection from sentence-transformers. Labels are c-TF
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from semsearch.errors import InputError
 
 if TYPE_CHECKING:
     from semsearch.index import Index
+    from semsearch.shards import ShardedIndex
 
 METHODS = ("kmeans", "agglomerative", "hdbscan", "community")
 # Methods that need all pairwise distances (memory and time grow with n²) stop here.
@@ -29,6 +31,7 @@ AUTO_K_RANGE = (2, 30)
 SILHOUETTE_SAMPLE = 4_000
 DEFAULT_THRESHOLD = {"agglomerative": 0.25, "community": 0.75}  # cosine similarity
 DEFAULT_MIN_SIZE = {"hdbscan": 5, "community": 3}
+SHARD_SAMPLE = 100_000  # items drawn from all shards to train the centroids of a sharded run
 
 
 @dataclass
@@ -174,20 +177,36 @@ def _centroids(data: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def cluster_keywords(texts: list[str], labels: np.ndarray, top: int = 6) -> dict[int, list[str]]:
     """Each cluster's most distinctive words by class-based TF-IDF, English stop words removed:
     term frequency within the cluster × log(1 + average cluster length / corpus frequency)."""
+    return keywords_from_counts(word_counts(texts, labels), top)
+
+
+def word_counts(texts: list[str], labels: np.ndarray) -> dict[int, Counter]:
+    """Each cluster's word counts (shards count their own; the sums give the keywords)."""
     from sklearn.feature_extraction.text import CountVectorizer
 
-    clusters = sorted(int(c) for c in set(labels.tolist()) if c >= 0)
-    joined = [" ".join(texts[i] for i in np.flatnonzero(labels == c)) for c in clusters]
-    vectorizer = CountVectorizer(stop_words="english", token_pattern=r"(?u)\b[^\W\d_][\w-]+\b")
-    try:
-        counts = vectorizer.fit_transform(joined).toarray().astype(np.float64)
-    except ValueError:  # nothing but stop words and numbers
+    analyze = CountVectorizer(stop_words="english",
+                              token_pattern=r"(?u)\b[^\W\d_][\w-]+\b").build_analyzer()
+    counts = {int(c): Counter() for c in set(labels.tolist()) if c >= 0}
+    for text, label in zip(texts, labels.tolist(), strict=True):
+        if label >= 0:
+            counts[label].update(analyze(text))
+    return counts
+
+
+def keywords_from_counts(counts: dict[int, Counter], top: int = 6) -> dict[int, list[str]]:
+    clusters = sorted(counts)
+    words = sorted(set().union(*counts.values()))
+    if not words:  # nothing but stop words and numbers
         return {c: [] for c in clusters}
-    words = vectorizer.get_feature_names_out()
-    frequency = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    average_length = counts.sum() / max(len(clusters), 1)
-    weights = frequency * np.log1p(average_length / np.maximum(counts.sum(axis=0), 1))
-    return {c: [str(words[j]) for j in np.argsort(-row, kind="stable")[:top] if row[j] > 0]
+    column = {word: j for j, word in enumerate(words)}
+    matrix = np.zeros((len(clusters), len(words)))
+    for row, c in enumerate(clusters):
+        for word, count in counts[c].items():
+            matrix[row, column[word]] = count
+    frequency = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    average_length = matrix.sum() / max(len(clusters), 1)
+    weights = frequency * np.log1p(average_length / np.maximum(matrix.sum(axis=0), 1))
+    return {c: [words[j] for j in np.argsort(-row, kind="stable")[:top] if row[j] > 0]
             for c, row in zip(clusters, weights, strict=True)}
 
 
@@ -207,23 +226,7 @@ def cluster_index(
 ) -> dict:
     """Cluster an index's units (or documents: the normalised mean of their units), label the
     clusters and store the run; returns the stored run."""
-    rows = index.store.db.execute("select id, document_id, text from units order by id")
-    unit_ids, document_ids, texts = map(list, zip(*rows.fetchall(), strict=True)) if (
-        index.store.count("units")) else ([], [], [])
-    vectors = index.vectors.vectors(np.array(unit_ids, dtype=np.int64))
-    if by_document:
-        names, position = np.unique(np.array(document_ids, dtype=object), return_inverse=True)
-        sums = np.zeros((len(names), vectors.shape[1]), dtype=np.float32)
-        np.add.at(sums, position, vectors)
-        vectors = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
-        joined: dict[str, list[str]] = {}
-        for document_id, text in zip(document_ids, texts, strict=True):
-            joined.setdefault(document_id, []).append(text)
-        items = [{"unit_id": None, "document_id": name} for name in names.tolist()]
-        texts = [" ".join(joined[name]) for name in names.tolist()]
-    else:
-        items = [{"unit_id": u, "document_id": d}
-                 for u, d in zip(unit_ids, document_ids, strict=True)]
+    items, vectors, texts = cluster_items(index, by_document)
     clustering = cluster_vectors(vectors, method, k=k, seed=seed, restarts=restarts,
                                  threshold=threshold, min_size=min_size,
                                  reduce_outliers=reduce_outliers)
@@ -244,6 +247,68 @@ def cluster_index(
     with index.writing():
         run_id = index.store.save_cluster_run(run, clusters, assignments)
     return index.store.cluster_run(run_id)
+
+
+def cluster_items(index: Index, by_document: bool) -> tuple[list[dict], np.ndarray, list[str]]:
+    """What gets clustered: each unit, or each document (the normalised mean of its units),
+    with its vector and text."""
+    rows = index.store.db.execute("select id, document_id, text from units order by id")
+    unit_ids, document_ids, texts = map(list, zip(*rows.fetchall(), strict=True)) if (
+        index.store.count("units")) else ([], [], [])
+    vectors = index.vectors.vectors(np.array(unit_ids, dtype=np.int64))
+    if not by_document:
+        return ([{"unit_id": u, "document_id": d}
+                 for u, d in zip(unit_ids, document_ids, strict=True)], vectors, texts)
+    names, position = np.unique(np.array(document_ids, dtype=object), return_inverse=True)
+    sums = np.zeros((len(names), vectors.shape[1]), dtype=np.float32)
+    np.add.at(sums, position, vectors)
+    joined: dict[str, list[str]] = {}
+    for document_id, text in zip(document_ids, texts, strict=True):
+        joined.setdefault(document_id, []).append(text)
+    return ([{"unit_id": None, "document_id": name} for name in names.tolist()],
+            sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12),
+            [" ".join(joined[name]) for name in names.tolist()])
+
+
+def cluster_shards(
+    sharded: ShardedIndex, *, by_document: bool = False, k: int | None = None, seed: int = 0,
+    restarts: int = DEFAULT_RESTARTS, sample: int = SHARD_SAMPLE, keywords: int = 6,
+) -> dict:
+    """k-means across the shards of a sharded index: centroids trained on a sample drawn from
+    every shard, then each shard assigns its own items; keywords come from summed word counts
+    and the run is stored in every shard under one id."""
+    runner, readers = sharded.runner, sharded.readers
+    totals = runner.map(readers, "cluster_count", by_document)
+    fraction = min(1.0, sample / max(sum(totals), 1))
+    data = np.vstack(runner.map(readers, "cluster_sample", by_document, fraction, seed))
+    if not len(data):
+        raise InputError("the index is empty: nothing to cluster")
+    trained = cluster_vectors(data, "kmeans", k=k, seed=seed, restarts=restarts)
+    parts = runner.map(readers, "cluster_assign", by_document, trained.centroids)
+    sizes = np.sum([part["sizes"] for part in parts], axis=0)
+    order = np.lexsort((np.arange(len(sizes)), -sizes))  # renumbered by size, as one index
+    renumber = np.empty_like(order)
+    renumber[order] = np.arange(len(order))
+    counts: dict[int, Counter] = {int(renumber[c]): Counter() for c in range(len(sizes))}
+    nearest: dict[int, list] = {c: [] for c in counts}
+    for part in parts:
+        for c, found in part["counts"].items():
+            counts[int(renumber[c])].update(found)
+        for c, found in part["nearest"].items():
+            nearest[int(renumber[c])] += found
+    words = keywords_from_counts(counts, keywords)
+    clusters = [{"cluster": c, "size": int(sizes[order[c]]), "keywords": words.get(c, []),
+                 "representatives": [item for _, item in sorted(
+                     nearest[c], key=lambda pair: (pair[0], pair[1]["document_id"]))[:3]]}
+                for c in range(len(sizes))]
+    parameters = {**trained.parameters, "sample": len(data), "shards": len(readers)}
+    run = {"id": 1 + max((r["id"] for r in sharded.store.cluster_runs()), default=0),
+           "method": "kmeans", "target": "document" if by_document else "unit",
+           "parameters": parameters, "clusters": len(sizes), "outliers": 0,
+           "items": int(sizes.sum())}
+    runner.get([runner.call(reader, "cluster_save", run, clusters, renumber)
+                for reader in readers])
+    return sharded.store.cluster_run(run["id"])
 
 
 def run_items(index: Index, run: dict) -> tuple[list[dict], np.ndarray]:

@@ -14,7 +14,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from semsearch.errors import (
     InputError,
     WriteError,
 )
-from semsearch.ingest import UNIT_KINDS, Document, unit_spans
+from semsearch.ingest import UNIT_KINDS, Document, Span, unit_spans
 from semsearch.store import FORMAT_VERSION, Store
 from semsearch.vectors import (
     AUTO,
@@ -85,6 +85,39 @@ class AddResult:
     units: int = 0
     truncated: int = 0
     seconds: float = 0.0
+
+    def count(self, prepared: PreparedChunk) -> None:
+        """Add up one written chunk."""
+        self.replaced += len(prepared.replaced)
+        self.added += len(prepared.fresh) - len(prepared.replaced)
+        self.skipped += prepared.skipped
+        self.empty += prepared.empty
+        self.truncated += prepared.truncated
+        self.units += sum(len(spans) for spans in prepared.spans)
+
+
+@dataclass
+class PreparedChunk:
+    """A chunk of documents ready to embed: the new or changed ones with their unit spans."""
+
+    fresh: list[Document] = field(default_factory=list)
+    spans: list[list[Span]] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)  # ids of changed documents
+    skipped: int = 0
+    empty: int = 0
+    truncated: int = 0
+
+    @property
+    def texts(self) -> list[str]:
+        return [doc.text[a:b] for doc, spans in zip(self.fresh, self.spans, strict=True)
+                for a, b in spans]
+
+
+def document_chunks(documents: Iterable[Document]) -> Iterator[list[Document]]:
+    """Chunks of documents with unique ids (the last version of a repeated id wins); each
+    chunk is embedded as one piece, so its vectors do not depend on who embeds it."""
+    for chunk in _chunks(documents, DOCS_PER_CHUNK):
+        yield list({doc.id: doc for doc in chunk}.values())
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
@@ -353,54 +386,64 @@ class Index:
         a re-run carries on where it stopped. ``progress`` is called with each chunk's doc count.
         """
         result = AddResult()
-        manifest = self.manifest
-        encoder = self.encoder
         started = time.monotonic()
-        limit = encoder.max_seq_length - 2
-        budget = {"passage": min(manifest["passage_tokens"], limit),
-                  "document": limit if manifest["chunk"] else sys.maxsize}.get(manifest["unit"])
-        token_counts = encoder.token_counts
         with self.writing():
             last_commit = time.monotonic()
-            next_id = self.manifest["next_unit_id"]  # as the last writer left it
-            for chunk in _chunks(documents, DOCS_PER_CHUNK):
-                chunk = list({doc.id: doc for doc in chunk}.values())
-                known = self.store.content_hashes([doc.id for doc in chunk])
-                fresh, spans = [], []
-                for doc in chunk:
-                    if known.get(doc.id) == doc.content_hash:
-                        result.skipped += 1
-                        continue
-                    doc_spans = unit_spans(doc.text, manifest["unit"], token_counts,
-                                           budget, manifest["overlap"])
-                    if not doc_spans:
-                        result.empty += 1
-                        if warn:
-                            warn(f"{doc.id}: skipped, no text")
-                        continue
-                    fresh.append(doc)
-                    spans.append(doc_spans)
-                texts = [doc.text[a:b] for doc, s in zip(fresh, spans, strict=True) for a, b in s]
-                result.truncated += encoder.count_truncated(texts)
-                embeddings = encoder.encode(texts, batch_size=batch_size)
-                replaced = [doc.id for doc in fresh if doc.id in known]
-                self.vectors.remove(self.store.delete_documents(replaced))
-                ids = self.store.add_documents(fresh, spans, next_id)
-                self._changed = self._changed or bool(fresh)
-                self.vectors.add(np.array(ids, dtype=np.int64), embeddings)
-                next_id += len(ids)
-                self.store.set_manifest({"next_unit_id": next_id})
-                result.replaced += len(replaced)
-                result.added += len(fresh) - len(replaced)
-                result.units += len(ids)
+            for chunk in document_chunks(documents):
+                prepared = self.prepare(chunk, warn)
+                first = self.manifest["next_unit_id"]  # as the last writer left it
+                ids = list(range(first, first + len(prepared.texts)))
+                self.write(prepared, ids, self.encoder.encode(prepared.texts, batch_size))
+                result.count(prepared)
                 if progress:
                     progress(len(chunk))
                 if time.monotonic() - last_commit >= commit_seconds:
-                    self._commit()
-                    self.store.db.begin()
+                    self.checkpoint()
                     last_commit = time.monotonic()
         result.seconds = time.monotonic() - started
         return result
+
+    def prepare(self, chunk: list[Document], warn: Callable[[str], None] | None = None
+                ) -> PreparedChunk:
+        """Which documents of ``chunk`` (unique ids) need embedding, and their unit spans."""
+        manifest = self.manifest
+        encoder = self.encoder
+        limit = encoder.max_seq_length - 2
+        budget = {"passage": min(manifest["passage_tokens"], limit),
+                  "document": limit if manifest["chunk"] else sys.maxsize}.get(manifest["unit"])
+        known = self.store.content_hashes([doc.id for doc in chunk])
+        prepared = PreparedChunk()
+        for doc in chunk:
+            if known.get(doc.id) == doc.content_hash:
+                prepared.skipped += 1
+                continue
+            doc_spans = unit_spans(doc.text, manifest["unit"], encoder.token_counts, budget,
+                                   manifest["overlap"])
+            if not doc_spans:
+                prepared.empty += 1
+                if warn:
+                    warn(f"{doc.id}: skipped, no text")
+                continue
+            prepared.fresh.append(doc)
+            prepared.spans.append(doc_spans)
+            if doc.id in known:
+                prepared.replaced.append(doc.id)
+        prepared.truncated = encoder.count_truncated(prepared.texts)
+        return prepared
+
+    def write(self, prepared: PreparedChunk, ids: list[int], embeddings: np.ndarray) -> None:
+        """Store a prepared chunk whose units take ``ids`` (inside :meth:`writing`)."""
+        self.vectors.remove(self.store.delete_documents(prepared.replaced))
+        self.store.add_documents(prepared.fresh, prepared.spans, ids)
+        self.vectors.add(np.array(ids, dtype=np.int64), embeddings)
+        self._changed = self._changed or bool(prepared.fresh)
+        next_id = max(self.manifest["next_unit_id"], max(ids, default=-1) + 1)
+        self.store.set_manifest({"next_unit_id": next_id})
+
+    def checkpoint(self) -> None:
+        """Commit what was written so far and go on writing (inside :meth:`writing`)."""
+        self._commit()
+        self.store.db.begin()
 
     def remove(self, ids_or_sources: list[str], ids_only: bool = False) -> int:
         """Delete documents (by id, or by the file they came from, unless ``ids_only``) with

@@ -193,8 +193,7 @@ def _top(index: Index, rank: Callable[[int], list[Candidate]], k: int, available
 
 
 def _dense(index: Index, query_vector: np.ndarray, fetch: int, subset, effort: int):
-    scores, ids = index.vectors.search(query_vector[None, :], fetch, subset, effort)
-    return [(float(s), int(i)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
+    return index.vectors.top(query_vector, fetch, subset, effort)
 
 
 def _hybrid(index: Index, query_vector: np.ndarray, fetch: int, subset, effort: int,

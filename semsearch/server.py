@@ -50,6 +50,7 @@ from semsearch.search import (
     parse_cluster,
     parse_where,
 )
+from semsearch.shards import open_index
 
 STATIC = files("semsearch") / "static"
 MAX_K = 1000
@@ -388,7 +389,7 @@ class _Writer:
     LOCK_WAIT = 30.0
 
     def __init__(self, path: Path):
-        self.index = Index.open(path, verify=False)
+        self.index = open_index(path, verify=False)
         self.index.lock_timeout = self.LOCK_WAIT
         self._lock = threading.Lock()
 

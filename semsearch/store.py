@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -39,6 +40,24 @@ def keyword_query(text: str, drop_stop_words: bool = True) -> str:
     if drop_stop_words:
         words = [word for word in words if word not in ENGLISH_STOP_WORDS] or words
     return " OR ".join(f'"{word}"' for word in words[:MAX_KEYWORD_TERMS])
+
+
+def _varints(blob: bytes) -> list[int]:
+    """SQLite's variable-length integers (FTS5 stores its sizes and totals in them)."""
+    values, position = [], 0
+    while position < len(blob):
+        value = 0
+        for byte_number in range(9):
+            byte = blob[position]
+            position += 1
+            if byte_number == 8:  # the ninth byte carries 8 bits
+                value = (value << 8) | byte
+                break
+            value = (value << 7) | (byte & 0x7F)
+            if byte < 0x80:
+                break
+        values.append(value)
+    return values
 
 
 def _now() -> str:
@@ -108,9 +127,9 @@ class Store:
         return found
 
     def add_documents(
-        self, documents: list[Document], spans: list[list[Span]], first_id: int
-    ) -> list[int]:
-        """Insert documents and their units with consecutive ids from ``first_id``."""
+        self, documents: list[Document], spans: list[list[Span]], unit_ids: list[int]
+    ) -> None:
+        """Insert documents and their units, which take ``unit_ids`` in order."""
         now = _now()
         self.db["documents"].insert_all(
             ({"id": doc.id, "source": doc.source, "title": doc.title, "text": doc.text,
@@ -119,16 +138,12 @@ class Store:
              for doc in documents),
             batch_size=200,
         )
-        unit_ids: list[int] = []
-        rows = []
-        for doc, doc_spans in zip(documents, spans, strict=True):
-            for ordinal, (start, end) in enumerate(doc_spans):
-                unit_id = first_id + len(unit_ids)
-                unit_ids.append(unit_id)
-                rows.append({"id": unit_id, "document_id": doc.id, "ordinal": ordinal,
-                             "text": doc.text[start:end], "char_start": start, "char_end": end})
+        next_id = iter(unit_ids)
+        rows = [{"id": next(next_id), "document_id": doc.id, "ordinal": ordinal,
+                 "text": doc.text[start:end], "char_start": start, "char_end": end}
+                for doc, doc_spans in zip(documents, spans, strict=True)
+                for ordinal, (start, end) in enumerate(doc_spans)]
         self.db["units"].insert_all(rows, batch_size=1000)
-        return unit_ids
 
     def delete_documents(self, ids: list[str]) -> np.ndarray:
         """Delete documents with their units (the FTS triggers follow); return the unit ids."""
@@ -194,8 +209,93 @@ class Store:
             clause, scope_params = self._scope_sql(where, cluster)
             clauses.append(clause)
             params += scope_params
-        sql += f" where {' and '.join(clauses)} order by rank limit ?"
+        # Ties go to the lower unit id, as in dense search (so shards merge exactly).
+        sql += f" where {' and '.join(clauses)} order by rank, units_fts.rowid limit ?"
         return [(score, unit_id) for unit_id, score in self.db.execute(sql, [*params, limit])]
+
+    # ---- BM25 with statistics from elsewhere (a sharded index's other shards) ----------------
+    # FTS5's bm25() only knows this table's row count, token count and phrase frequencies, so a
+    # shard alone would rank with its own statistics. These two reproduce bm25() bit for bit
+    # (same formula, same operation order, same phrases) from statistics summed over shards.
+
+    def keyword_statistics(self, text: str) -> tuple[int, int, list[int]]:
+        """(rows, tokens, rows holding each phrase) of ``text``'s keyword query here."""
+        rows, tokens = self._fts_totals()
+        return rows, tokens, [len(f) for f in self._phrase_frequencies(text)]
+
+    def keyword_search_with(
+        self, text: str, limit: int, statistics: tuple[int, int, list[int]], *,
+        where: dict[str, str] | None = None, cluster: tuple[int, int] | None = None,
+    ) -> list[tuple[float, int]]:
+        """:meth:`keyword_search` scored with corpus-wide ``statistics`` (summed
+        :meth:`keyword_statistics` of every shard)."""
+        rows, tokens, hits = statistics
+        frequencies = self._phrase_frequencies(text)
+        candidates = set().union(*frequencies)
+        if where or cluster:
+            candidates &= set(self.filtered_unit_ids(where, cluster).tolist())
+        if not candidates or limit < 1:
+            return []
+        idf = [math.log((rows - n + 0.5) / (n + 0.5)) for n in hits]
+        idf = [value if value > 0.0 else 1e-6 for value in idf]
+        average_length = float(tokens) / float(rows)
+        k1, b = 1.2, 0.75
+        scored = []
+        for unit_id, size in self._fts_sizes(sorted(candidates)):
+            length = float(size)
+            score = 0.0
+            for weight, found in zip(idf, frequencies, strict=True):
+                tf = float(found.get(unit_id, 0))
+                score += weight * ((tf * (k1 + 1.0))
+                                   / (tf + k1 * (1 - b + b * length / average_length)))
+            scored.append((score, unit_id))
+        scored.sort(key=lambda pair: (-pair[0], pair[1]))
+        return scored[:limit]
+
+    def _phrase_frequencies(self, text: str) -> list[dict[int, int]]:
+        """For each phrase of ``text``'s keyword query: unit id → occurrences of the phrase."""
+        phrases = re.findall(r'"([^"]*)"', keyword_query(text))
+        if not phrases:
+            return []
+        self.db.execute("create virtual table if not exists temp.semsearch_query"
+                        f" using fts5(text, tokenize='{FTS_TOKENIZER}')")
+        self.db.execute("create virtual table if not exists temp.semsearch_query_terms"
+                        " using fts5vocab(temp, semsearch_query, instance)")
+        self.db.execute("create virtual table if not exists temp.semsearch_terms"
+                        " using fts5vocab(main, units_fts, instance)")
+        self.db.execute("delete from temp.semsearch_query")
+        self.db.conn.executemany("insert into temp.semsearch_query(rowid, text) values (?, ?)",
+                                 list(enumerate(phrases)))
+        terms: list[list[str]] = [[] for _ in phrases]
+        for phrase, term in self.db.execute(
+                "select doc, term from temp.semsearch_query_terms order by doc, offset"):
+            terms[phrase].append(term)
+        frequencies = []
+        for phrase_terms in terms:  # a phrase: its terms at consecutive offsets of one unit
+            positions = [set(self.db.execute(
+                "select doc, offset from temp.semsearch_terms where term = ?", [term]).fetchall())
+                for term in phrase_terms]
+            found: dict[int, int] = {}
+            for unit_id, offset in positions[0] if positions else ():
+                if all((unit_id, offset + j) in positions[j] for j in range(1, len(positions))):
+                    found[unit_id] = found.get(unit_id, 0) + 1
+            frequencies.append(found)
+        return frequencies
+
+    def _fts_totals(self) -> tuple[int, int]:
+        """Rows and tokens of the full-text index, as FTS5 keeps them for bm25()."""
+        block = self.db.execute("select block from units_fts_data where id = 1").fetchone()
+        values = (_varints(block[0]) if block else []) + [0, 0]  # empty: no totals written yet
+        return values[0], values[1]
+
+    def _fts_sizes(self, ids: list[int]) -> Iterator[tuple[int, int]]:
+        """(unit id, length in tokens) as FTS5 counts them."""
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for unit_id, size in self.db.execute(
+                    f"select id, sz from units_fts_docsize where id in ({marks})", chunk):
+                yield unit_id, _varints(size)[0]
 
     def document_ids(self, ids: list[int]) -> dict[int, str]:
         """The document of each unit id."""

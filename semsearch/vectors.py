@@ -18,6 +18,9 @@ EXACT_LIMIT = 100_000  # ``auto`` stays exact (Flat) below this many vectors
 EXACT_SUBSET_LIMIT = 20_000  # filters matching fewer units are scored exactly
 FEW_QUERIES = 20  # below this many queries, FAISS searches on one thread (its BLAS threshold)
 # Search effort (IVF nprobe, HNSW efSearch) until an index is tuned to a recall target.
+# Exact search reads this many candidates beyond those asked for, so that a last-bit rounding
+# difference in FAISS's scores cannot change which candidates make the cut.
+RESCORE_MARGIN = 16
 DEFAULT_NPROBE = 32
 DEFAULT_EF_SEARCH = 64
 DEFAULT_RECALL = 0.95
@@ -142,8 +145,10 @@ class VectorIndex:
         return self.index.reconstruct_batch(np.ascontiguousarray(ids, dtype=np.int64))
 
     def scores(self, query: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        """Similarity of one query vector to the stored vectors of ``ids``."""
-        return self.vectors(ids) @ query
+        """Similarity of one query vector to the stored vectors of ``ids``, in float64 and
+        rounded once: the same bits whichever other vectors are scored with it."""
+        return (self.vectors(ids).astype(np.float64) @ query.astype(np.float64)).astype(
+            np.float32)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids):
@@ -241,6 +246,19 @@ class VectorIndex:
                 return _exact(queries, self.vectors(subset), subset, k)
             return scores, ids
         return self._search(queries, k, None, effort)
+
+    def top(self, query: np.ndarray, k: int, subset: np.ndarray | None = None,
+            effort: int | None = None) -> list[tuple[float, int]]:
+        """One query's top-k (score, id), ties to the lower id. Exact indexes score their
+        candidates again with :meth:`scores`: FAISS's kernels round the last bit differently
+        by where a vector sits in the file, and a sharded index must rank exactly as one index
+        holding the same vectors would."""
+        exact = not self.approximate
+        scores, ids = self.search(query[None, :], k + RESCORE_MARGIN * exact, subset, effort)
+        ids = ids[0][ids[0] >= 0]
+        scores = self.scores(query, ids) if exact else scores[0][:len(ids)]
+        order = np.lexsort((ids, -scores))[:k]
+        return [(float(scores[i]), int(ids[i])) for i in order]
 
     def _search(self, queries, k, selector, effort):
         index = self.index if selector is not None else self._gpu_or_cpu()
