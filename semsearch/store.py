@@ -69,6 +69,7 @@ class Store:
 
     def __init__(self, path: Path):
         self.path = path
+        self._last_frequencies: tuple = (None, None)
         try:
             # Searches read the full-text index on a worker thread while the encoder runs.
             self.db = sqlite_utils.Database(
@@ -253,7 +254,19 @@ class Store:
         return scored[:limit]
 
     def _phrase_frequencies(self, text: str) -> list[dict[int, int]]:
-        """For each phrase of ``text``'s keyword query: unit id → occurrences of the phrase."""
+        """For each phrase of ``text``'s keyword query: unit id → occurrences of the phrase.
+        A sharded search asks twice (statistics, then scores): the second time is free while
+        nothing was committed in between."""
+        def state():  # taken after reading: the reading itself writes to temp tables
+            return (text, self.db.execute("pragma data_version").fetchone()[0],
+                    self.db.conn.total_changes)
+
+        if self._last_frequencies[0] != state():
+            frequencies = self._read_phrase_frequencies(text)
+            self._last_frequencies = (state(), frequencies)
+        return self._last_frequencies[1]
+
+    def _read_phrase_frequencies(self, text: str) -> list[dict[int, int]]:
         phrases = re.findall(r'"([^"]*)"', keyword_query(text))
         if not phrases:
             return []
