@@ -1,11 +1,12 @@
 """Encoding throughput and quality: plain sentence-transformers vs each semsearch backend.
 
     python benchmarks/encode.py ../shared/data [--docs 500]
-        [--setups torch:fp32 torch:bf16 onnx:fp32 onnx:int8] [--json out.json]
+        [--setups torch:fp32 torch:bf16 onnx:fp32 onnx:int8 torch:fp32:1024] [--json out.json]
 
 Everything in one run on the same texts: STSb test sentences (sentences/s, and Spearman x100 of
-cosine against the gold scores), SciFact abstracts, title + text (documents/s), batch 32; and
-one query at a time (median ms over 200 SciFact queries), as a server embeds them.
+cosine against the gold scores), SciFact abstracts, title + text (documents/s), batch 32 (for
+semsearch: batches of 32 × 128 padded tokens, or the token budget a setup's third field gives);
+and one query at a time (median ms over 200 SciFact queries), as a server embeds them.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", help="folder holding stsb/ and scifact/")
     parser.add_argument("--docs", type=int, default=500, help="SciFact abstracts to encode")
-    parser.add_argument("--setups", nargs="+", metavar="BACKEND:PRECISION",
+    parser.add_argument("--setups", nargs="+", metavar="BACKEND:PRECISION[:TOKENS]",
                         default=["torch:fp32", "torch:bf16", "onnx:fp32", "onnx:int8"])
     parser.add_argument("--json", dest="json_path")
     args = parser.parse_args()
@@ -74,10 +75,14 @@ def main() -> None:
     print(rows[-1], flush=True)
 
     for setup in args.setups:
-        backend, _, precision = setup.partition(":")
+        backend, precision, tokens = (setup.split(":") + ["", ""])[:3]
         encoder = load_encoder(precision=precision or "auto", backend=backend)
-        rows.append(measure(f"semsearch {backend} {encoder.precision}", encoder.encode, first,
-                            second, gold, abstracts, queries))
+        budget = int(tokens) if tokens else None
+        rows.append(measure(
+            f"semsearch {backend} {encoder.precision}" + (f" {budget} tokens" if budget else ""),
+            lambda texts, encoder=encoder, budget=budget: encoder.encode(texts,
+                                                                        batch_tokens=budget),
+            first, second, gold, abstracts, queries))
         print(rows[-1], flush=True)
     for row in rows:
         row["speed-up (docs)"] = row["documents/s"] / rows[0]["documents/s"]

@@ -120,8 +120,10 @@ def fusion_options(command):
     return command
 
 
-batch_option = click.option("--batch-size", default=32, show_default=True,
-                            help="Texts per encoder batch.")
+batch_option = click.option(
+    "--batch-size", default=32, show_default=True,
+    help="Encoder batch: room for this many 128-token texts (batch-size × 128 padded tokens:"
+         " more short texts or fewer long ones).")
 
 
 @click.group(cls=_Group)
@@ -748,7 +750,8 @@ def eval_clustering(files, text_field, label_field, method, k, threshold, min_si
 @click.option("--eval-steps", type=click.IntRange(1), default=None,
               help="Evaluate (and checkpoint) every N steps instead of every epoch.")
 @click.option("--epochs", type=float, default=1, show_default=True)
-@click.option("--batch-size", default=32, show_default=True)
+@click.option("--batch-size", default=32, show_default=True,
+              help="Examples per training step (MNRL's in-batch negatives come from these).")
 @click.option("--lr", type=float, default=2e-5, show_default=True, help="Peak learning rate.")
 @click.option("--max-seq-length", type=click.IntRange(8), default=None,
               help="Truncate training texts to this many tokens.")
