@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 
+from semsearch.encoder import BACKEND_ENV, PRECISION_ENV
 from semsearch.errors import InputError
 from semsearch.index import Index
 from semsearch.shards import Runner, ShardReader, ShardWriter
@@ -24,21 +25,20 @@ except ImportError:  # pragma: no cover - the CLI says which extra to install
 # Ray retries an embedding on a fresh actor when a worker dies; a shard writer is not restarted
 # (its open transaction died with it): the run stops and a re-run resumes from the commits.
 EMBED_RETRIES = 3
-GPU_BATCH_SIZE = 128
 
 
 class Embedder:
     """One copy of the model; torch uses the cores Ray gave this actor."""
 
-    def __init__(self, model: str, pooling: str, batch_size: int, threads: int):
+    def __init__(self, model: str, pooling: str, batch_size: int, threads: int,
+                 precision: str | None, backend: str | None):
         import torch
 
         from semsearch.encoder import load_encoder
 
         torch.set_num_threads(max(1, threads))
-        self.encoder = load_encoder(model, pooling)
-        self.batch_size = batch_size if self.encoder.device == "cpu" else max(
-            batch_size, GPU_BATCH_SIZE)
+        self.encoder = load_encoder(model, pooling, precision=precision, backend=backend)
+        self.batch_size = batch_size
 
     def embed(self, texts: list[str]):
         return self.encoder.encode(texts, self.batch_size)
@@ -123,8 +123,11 @@ class RayRunner(Runner):
             "num_cpus": max(1, self.cpus // self._workers)}
         actor = ray.remote(max_restarts=EMBED_RETRIES, max_task_retries=EMBED_RETRIES,
                            **per_worker)(Embedder)
+        # the user's --precision/--backend travel; "auto" resolves on each worker's own hardware
+        choice = (os.environ.get(PRECISION_ENV), os.environ.get(BACKEND_ENV))
         self._embedders = [actor.remote(str(encoder.path), encoder.pooling, batch_size,
-                                        per_worker["num_cpus"]) for _ in range(self._workers)]
+                                        per_worker["num_cpus"], *choice)
+                           for _ in range(self._workers)]
         self._actors += self._embedders
 
     def embed(self, texts: list[str]):

@@ -57,7 +57,8 @@ def test_a_read_only_model_folder_caches_elsewhere(tiny_bert, tmp_path, monkeypa
 
 def test_cli_backend_and_precision_choices(run, run_json, corpus):
     run_json("index", "-i", "b", corpus)
-    torch_hits = run_json("query", "-i", "b", "red planet", "--mode", "dense")[0]["hits"]
+    torch_hits = run_json("--precision", "fp32", "query", "-i", "b", "red planet",
+                          "--mode", "dense")[0]["hits"]
     onnx_hits = run_json("--backend", "onnx", "query", "-i", "b", "red planet",
                          "--mode", "dense")[0]["hits"]
     assert [h["unit_id"] for h in onnx_hits] == [h["unit_id"] for h in torch_hits]

@@ -283,17 +283,18 @@ def test_serve_binds_localhost_by_default_and_warns_otherwise(run, site_index, m
     ([], "onnx fp32"),  # the default on CPU when ONNX Runtime is installed
     (["--precision", "int8"], "onnx int8"),
     (["--precision", "bf16"], "torch bf16"),  # a precision ONNX Runtime cannot run: torch
-    (["--backend", "torch"], "torch fp32"),
+    (["--backend", "torch"], "torch auto"),  # auto: bf16 on CPUs with bf16 units, else fp32
 ])
 def test_serve_picks_onnx_runtime_unless_told_otherwise(run, site_index, monkeypatch, options,
                                                         expected):
     import uvicorn
 
     pytest.importorskip("onnxruntime")
-    from semsearch.encoder import cpu_has_fast_bf16, default_device
+    from semsearch.encoder import cpu_has_fast_bf16, default_device, resolve_precision
 
     if default_device() != "cpu" or (cpu_has_fast_bf16() and not options):
         pytest.skip("the default encoder differs on this machine")
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: None)
     result = run(*options, "serve", "--index", site_index)
+    expected = expected.replace("auto", resolve_precision("auto", "cpu"))
     assert f"encoder {expected})" in result.stderr

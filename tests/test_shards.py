@@ -231,12 +231,16 @@ def test_ray_cli_index_and_query_equal_one_index(run_json, built, tmp_path, loca
             [ranked(h) for h in q] for q in hits(single, **case)]
 
 
-def test_killed_workers_then_rerun_give_the_uninterrupted_index(tmp_path, encoder, local_ray):
+def test_killed_workers_then_rerun_give_the_uninterrupted_index(tmp_path, local_ray,
+                                                                monkeypatch):
     """An embedding worker killed mid-run is replaced and its chunk retried; a shard writer
     killed mid-run stops the run with a clear error, and a re-run completes the same index."""
     from semsearch.distributed import RayRunner
+    from semsearch.encoder import PRECISION_ENV, load_encoder
     from semsearch.errors import SemsearchError
 
+    monkeypatch.setenv(PRECISION_ENV, "fp32")  # workers too: bf16 rounds by batch shape
+    encoder = load_encoder()
     documents = make_documents(2100)  # three chunks
     reference = ShardedIndex.create(tmp_path / "reference", 3)
     reference._encoder = encoder
@@ -265,6 +269,8 @@ def test_killed_workers_then_rerun_give_the_uninterrupted_index(tmp_path, encode
     rerun = sharded.add(documents)
     assert rerun.skipped > 0 and rerun.added + rerun.skipped == len(documents)
     assert_same(snapshot(sharded), snapshot(reference))
-    positions = [[[(h["document_id"], h["ordinal"], h["score"]) for h in found]
-                  for found in hits(index, mode="hybrid")] for index in (sharded, reference)]
-    assert positions[0] == positions[1]
+    # repeated sentences tie; their vectors agree to 1e-5, not bit for bit (each run batches
+    # them differently), so compare what ranks where by text and score, not by document
+    ranking = [[[(h["text"], round(h["score"], 4)) for h in found]
+                for found in hits(index, mode="hybrid")] for index in (sharded, reference)]
+    assert ranking[0] == ranking[1]
