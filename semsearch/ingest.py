@@ -246,9 +246,24 @@ def sentence_spans(text: str) -> list[Span]:
     for paragraph_end in [m.start() for m in _PARAGRAPH_BREAK.finditer(text)] + [len(text)]:
         paragraph = text[start:paragraph_end]
         if paragraph.strip():
-            _, offsets = blingfire.text_to_sentences_and_offsets(paragraph)
+            offsets = _found_in(paragraph, blingfire.text_to_sentences(paragraph).split("\n"))
+            if offsets is None:  # the splitter changed some characters: ask it where they were
+                offsets = blingfire.text_to_sentences_and_offsets(paragraph)[1]
             spans.extend((start + a, start + b) for a, b in offsets if paragraph[a:b].strip())
         start = paragraph_end
+    return spans
+
+
+def _found_in(text: str, sentences: list[str]) -> list[Span] | None:
+    """Where each sentence lies in ``text``, in order; None if one is not there verbatim.
+    (Bling Fire's own offsets walk the text byte by byte in Python: 4x slower.)"""
+    spans, cursor = [], 0
+    for sentence in sentences:
+        begin = text.find(sentence, cursor)
+        if begin < 0 or text[cursor:begin].strip():
+            return None
+        cursor = begin + len(sentence)
+        spans.append((begin, cursor))
     return spans
 
 

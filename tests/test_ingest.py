@@ -22,6 +22,17 @@ def test_sentence_spans_point_into_the_text():
         "Dr. Smith went to Washington.", "He arrived at 5 p.m. on Monday!", "New paragraph here"]
 
 
+@pytest.mark.parametrize("text", [
+    "Café au lait. Ünïcödé ☃ text here!  Next\tone?\nLine two.",
+    "This is\na sentence. And\r\nanother one.",  # the splitter rewrites these newlines
+    "x\u2028y. z", "日本語の文。二つ目の文。", "Tabs\t\there.  Spaces   there.", "   "])
+def test_sentence_spans_agree_with_the_splitters_own_offsets(text):
+    import blingfire
+
+    offsets = blingfire.text_to_sentences_and_offsets(text)[1] if text.strip() else []
+    assert sentence_spans(text) == [(a, b) for a, b in offsets if text[a:b].strip()]
+
+
 def test_pack_spans_respects_budget_and_overlap():
     spans = [(0, 10), (11, 20), (21, 30), (31, 40)]
     tokens = np.array([5, 5, 5, 5])
