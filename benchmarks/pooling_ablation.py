@@ -2,7 +2,7 @@
 
     python benchmarks/pooling_ablation.py ../shared/data/stsb [--poolings mean,cls,max,attention]
         [--epochs 1] [--lr 2e-5] [--batch-size 32] [--loss cosent] [--eval-steps N]
-        [--seeds 42] [--json out.json]
+        [--seeds 42] [--pooling-lr-factor 50] [--json out.json]
 
 Each pooling starts from the default model's transformer, trains on sts-train.csv, keeps the
 checkpoint that scores best on sts-dev.csv, and is scored once on sts-test.csv. With several
@@ -20,7 +20,7 @@ from statistics import mean
 import semsearch  # noqa: F401  (offline environment)
 from _common import report
 from semsearch.evaluation import evaluate_sts
-from semsearch.training import dev_evaluator, read_training_data, train
+from semsearch.training import POOLING_HEAD_LR_FACTOR, dev_evaluator, read_training_data, train
 
 
 def main() -> None:
@@ -33,6 +33,8 @@ def main() -> None:
     parser.add_argument("--loss", default="cosent")
     parser.add_argument("--eval-steps", type=int, help="score dev every N steps, not per epoch")
     parser.add_argument("--seeds", default="42", help="comma-separated training seeds")
+    parser.add_argument("--pooling-lr-factor", type=float, default=POOLING_HEAD_LR_FACTOR,
+                        help="learning rate of the attention-pooling scorer, x the encoder's")
     parser.add_argument("--json", dest="json_path")
     args = parser.parse_args()
     folder = Path(args.folder)
@@ -47,7 +49,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as output:
                 result = train(data, output, pooling=pooling, loss=args.loss, epochs=args.epochs,
                                lr=args.lr, batch_size=args.batch_size, seed=seed,
-                               eval_steps=args.eval_steps,
+                               eval_steps=args.eval_steps, pooling_lr_factor=args.pooling_lr_factor,
                                dev=dev_evaluator(folder / "sts-dev.csv"), progress=False)
                 trained = evaluate_sts(folder / "sts-test.csv", model=output)["spearman"]
             runs.append({"pooling": pooling, "seed": seed, "zero-shot test": zero_shot[pooling],

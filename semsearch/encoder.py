@@ -131,12 +131,19 @@ def _build_model(path: Path, pooling: str | None, device: str):
         else:
             transformer = Transformer(str(path))
         dimension = transformer.get_embedding_dimension()
-        pool = (AttentionPooling(dimension) if pooling == "attention"
+        pool = (AttentionPooling(dimension, _attention_heads(transformer)) if pooling == "attention"
                 else Pooling(dimension, pooling or "mean"))
         modules = [transformer, pool, Normalize()]
         return SentenceTransformer(modules=modules, device=device)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load model from {path}: {exc}") from exc
+
+
+def _attention_heads(transformer) -> int:
+    """One pooling head per attention head of the transformer (MiniLM: 12 of 32 dimensions)."""
+    config = getattr(transformer.auto_model, "config", None)
+    heads = getattr(config, "num_attention_heads", 1)
+    return heads if transformer.get_embedding_dimension() % heads == 0 else 1
 
 
 def default_device() -> str:

@@ -165,6 +165,7 @@ def train(
     lr: float = 2e-5, max_seq_length: int | None = None, seed: int = 42,
     hard_negatives: int = 0, dev=None, eval_steps: int | None = None, resume: bool = False,
     progress: bool = True, on_evaluate: Callable[[dict], None] | None = None,
+    pooling_lr_factor: float = POOLING_HEAD_LR_FACTOR,
 ) -> TrainResult:
     """Fine-tune and save the model to ``output``; with ``dev``, keep the best checkpoint."""
     if len(data) == 0:
@@ -184,7 +185,7 @@ def train(
             output_format="n-tuple", verbose=False)
     loss_name, loss_module = _loss(loss, data.kind, st_model)
     output = Path(output)
-    head_lr = ({r"\.scorer\.": lr * POOLING_HEAD_LR_FACTOR}
+    head_lr = ({r"\.scorer\.": lr * pooling_lr_factor}
                if any(isinstance(m, AttentionPooling) for m in st_model) else {})
     strategy = ("steps" if eval_steps else "epoch") if dev is not None else "no"
     args = SentenceTransformerTrainingArguments(

@@ -16,6 +16,36 @@ def test_attention_pooling_equals_mean_pooling_before_training():
     np.testing.assert_allclose(attention.encode(texts), encoder.encode(texts), atol=1e-6)
 
 
+@pytest.mark.parametrize("heads", [1, 4])
+def test_attention_pooling_heads_start_as_masked_mean_and_round_trip(tmp_path, heads):
+    import torch
+
+    from semsearch.pooling import AttentionPooling
+
+    tokens = torch.randn(2, 5, 8)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]])
+    features = {"token_embeddings": tokens, "attention_mask": mask}
+    pooled = AttentionPooling(8, heads)(dict(features))["sentence_embedding"]
+    expected = (tokens * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True)
+    torch.testing.assert_close(pooled, expected)
+
+    trained = AttentionPooling(8, heads)
+    torch.nn.init.normal_(trained.scorer.weight)
+    trained.save(str(tmp_path))
+    loaded = AttentionPooling.load(str(tmp_path))
+    assert loaded.heads == heads
+    torch.testing.assert_close(loaded(dict(features))["sentence_embedding"],
+                               trained(dict(features))["sentence_embedding"])
+
+
+def test_attention_pooling_saved_before_heads_loads_as_one_head(tmp_path):
+    from semsearch.pooling import AttentionPooling
+
+    AttentionPooling(8, 1).save(str(tmp_path))
+    (tmp_path / "config.json").write_text(json.dumps({"embedding_dimension": 8}))
+    assert AttentionPooling.load(str(tmp_path)).heads == 1
+
+
 def test_a_folder_naming_foreign_code_is_refused(tmp_path, encoder):
     encoder.model.save(str(tmp_path / "model"))
     modules = json.loads((tmp_path / "model" / "modules.json").read_text())
