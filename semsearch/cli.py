@@ -16,7 +16,13 @@ import semsearch  # noqa: F401  (sets the offline environment first)
 from semsearch.clustering import DEFAULT_RESTARTS, METHODS, PAIRWISE_LIMIT
 from semsearch.encoder import BACKEND_ENV, BACKENDS, POOLING_MODES, PRECISION_ENV, PRECISIONS
 from semsearch.errors import InputError, SemsearchError
-from semsearch.ingest import FORMATS, UNIT_KINDS, ReadOptions, read_documents
+from semsearch.ingest import (
+    DEFAULT_MAX_DOCUMENT_MB,
+    FORMATS,
+    UNIT_KINDS,
+    ReadOptions,
+    read_documents,
+)
 from semsearch.search import (
     DEFAULT_ALPHA,
     DEFAULT_FUSION,
@@ -189,6 +195,12 @@ def _restore_env(name: str, value: str | None) -> None:
                    " else FILE#LINE.")
 @click.option("--title-field", default="title", show_default=True, help="JSONL/CSV title field.")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of inputs.")
+@click.option("--max-document-mb", type=click.FloatRange(0, min_open=True),
+              default=DEFAULT_MAX_DOCUMENT_MB, show_default=True, metavar="MB",
+              help="Skip (with a warning) any file, record or stdin document larger than this.")
+@click.option("--follow-symlinks", is_flag=True,
+              help="Follow symbolic links that point outside the folders given (by default they"
+                   " are skipped with a warning, so indexing a folder cannot leak other files).")
 @click.option("--commit-every", type=click.FloatRange(0), default=60, show_default=True,
               metavar="SECONDS", help="Commit this often: an interrupted run keeps what it did.")
 @click.option("--shards", type=click.IntRange(1), default=None,
@@ -201,8 +213,9 @@ def _restore_env(name: str, value: str | None) -> None:
 @timeout_option
 @json_option
 def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chunk, faiss_factory,
-          recall, glob, fmt, text_field, id_field, title_field, encoding, commit_every,
-          shards, ray_address, workers, batch_size, timeout, as_json):
+          recall, glob, fmt, text_field, id_field, title_field, encoding, max_document_mb,
+          follow_symlinks, commit_every, shards, ray_address, workers, batch_size, timeout,
+          as_json):
     """Add files, folders (recursively) or - (stdin) to an index.
 
     Unchanged documents are skipped, changed ones replaced. Formats: .txt, .md, .html,
@@ -215,7 +228,8 @@ def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chun
 
     path = resolve_index_path(index_name)
     options = ReadOptions(text_field=text_field, id_field=id_field, title_field=title_field,
-                          encoding=encoding, format=fmt, glob=glob)
+                          encoding=encoding, format=fmt, glob=glob,
+                          max_document_mb=max_document_mb, follow_symlinks=follow_symlinks)
     warnings: list[str] = []
 
     def warn(message: str) -> None:
@@ -580,9 +594,13 @@ def _show_run(idx, run: dict, plot: str | None, export: str | None, as_json: boo
               help="Bearer token that writes must carry. Default: $SEMSEARCH_TOKEN.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="Log every request.")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="Another name or address that requests may carry in their Host header"
+                   " (repeatable); this machine's own names and addresses are always allowed.")
 @click.option("--mmap", is_flag=True, help="Map the vector file instead of reading it.")
 @ray_option
-def serve(index_name, host, port, allow_writes, token, access_log, mmap, ray_address):
+def serve(index_name, host, port, allow_writes, token, access_log, allowed_hosts, mmap,
+          ray_address):
     """Serve an index over HTTP: a JSON API (schema at /openapi.json) and a search page at /.
 
     The model and the index stay loaded, so a query costs milliseconds, not a model load. On a
@@ -596,7 +614,8 @@ def serve(index_name, host, port, allow_writes, token, access_log, mmap, ray_add
                          " 'semsearch[serve]'") from None
     idx = _open_index(index_name, ray_address=ray_address, mmap=mmap)
     _prefer_onnx(idx)
-    app = create_app(idx, allow_writes=allow_writes, token=token, host=host)
+    app = create_app(idx, allow_writes=allow_writes, token=token, host=host,
+                     allowed_hosts=allowed_hosts)
     idx.search("warm up", k=1)  # load the model and vectors before the first request
     if host not in LOCAL_HOSTS:
         _warn(f"listening on {host}: anyone who can reach this machine can search the index"
