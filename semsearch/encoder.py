@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,19 @@ CACHE_ENV = "SEMSEARCH_CACHE"
 TOKENS_PER_TEXT = 128
 GPU_BATCH_SIZE = 128
 TOKENIZE_BLOCK = 16_384  # texts tokenized (and sorted by length) together
+# Characters per token assumed when a tokenizer is not BERT's WordPiece (whose own bound is
+# derived from its settings, see Encoder._char_bound).
+CHARS_PER_TOKEN = 100
+# Characters that BERT's normaliser drops (controls) or turns into a space (whitespace): a run
+# of them yields no token, so it can shrink to one space (or to nothing, when it has no space).
+_BLANK_RUN = re.compile("[\t\n\r \x00-\x1f\x7f-\x9f\u00a0\u1680\u2000-\u200a\u202f\u205f"
+                        "\u3000]{2,}")
+_SPACES = re.compile("[\t\n\r \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
+# Letters and digits other than CJK ideographs (which BERT splits one per token): each
+# normalises to at least one character of the same word, so a run longer than WordPiece's
+# word limit is one [UNK] token however long it is.
+_WORD_CHARS = (r"[^\W_" "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df"
+               "\U0002a700-\U0002ceaf\U0002f800-\U0002fa1f]")
 # Module types a model folder may name: sentence-transformers' own and semsearch's own.
 _TRUSTED_MODULE_PREFIX = "sentence_transformers."
 
@@ -227,11 +242,15 @@ class Encoder:
         return str(self.model.device)
 
     def token_counts(self, texts: list[str]) -> np.ndarray:
-        """Token counts without special tokens (used to pack passages and spot truncation)."""
+        """Token counts without special tokens (used to pack passages and spot truncation),
+        counted up to the model's limit + 1: a longer text counts as limit + 1, which is all
+        that packing and truncation need, and its work stays bounded however long it is."""
         if not texts:
             return np.zeros(0, dtype=np.int64)
+        at_most = self.max_seq_length - 1
         encoded = self.tokenizer(
-            texts, add_special_tokens=False, truncation=False, verbose=False
+            self.bounded(texts), add_special_tokens=False, truncation=True, max_length=at_most,
+            verbose=False,
         )["input_ids"]
         return np.fromiter((len(ids) for ids in encoded), dtype=np.int64, count=len(texts))
 
@@ -241,6 +260,35 @@ class Encoder:
         limit = self.max_seq_length - 2
         long_texts = [text for text in texts if len(text) > limit]
         return int((self.token_counts(long_texts) > limit).sum())
+
+    def bounded(self, texts: list[str]) -> list[str]:
+        """The texts cut to a length whose tokens start exactly like the whole text's, for
+        at least ``max_seq_length`` + 1 tokens: what the model sees (and its vector) is
+        unchanged, and tokenizing a 20 MB unit costs what tokenizing 26 kB does."""
+        return [self._bounded(text) for text in texts]
+
+    def _bounded(self, text: str) -> str:
+        per_token, shrink = self._char_bound
+        keep = (self.max_seq_length + 3) * per_token
+        if len(text) <= keep:
+            return text
+        # Shrinking a prefix changes at most its last run (up to ``per_token`` characters);
+        # read more of the text until what is left after it reaches ``keep``.
+        window = 2 * keep
+        while True:
+            head = shrink(text[:window])
+            if len(head) >= keep + per_token or window >= len(text):
+                return head[:keep]
+            window *= 4
+
+    @cached_property
+    def _char_bound(self) -> tuple[int, Callable[[str], str]]:
+        """Most characters one token can stand for, and a rewrite that keeps every token.
+        With BERT's WordPiece (clean text on): a word of more than ``max_input_chars_per_word``
+        is one [UNK], and blank runs give no token, so after cutting long words and blank runs
+        a token spans at most the word limit + 2 characters. Other tokenizers: nothing is
+        rewritten and CHARS_PER_TOKEN is assumed."""
+        return _char_bound_of(self.tokenizer)
 
     @contextmanager
     def sharing_cpu(self):
@@ -311,7 +359,27 @@ class Encoder:
         model = self.model
         prompt = model.prompts.get(model.default_prompt_name) if (
             model.default_prompt_name) else None
-        return model.preprocess(texts, prompt=prompt)
+        return model.preprocess(self.bounded(texts), prompt=prompt)
+
+
+def _char_bound_of(tokenizer) -> tuple[int, Callable[[str], str]]:
+    """See :attr:`Encoder._char_bound` (read from the fast tokenizer's own settings)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    setup = json.loads(backend.to_str()) if backend is not None else {}
+    normalizer, model = setup.get("normalizer") or {}, setup.get("model") or {}
+    is_wordpiece_bert = (normalizer.get("type") == "BertNormalizer" and normalizer.get(
+        "clean_text") and (setup.get("pre_tokenizer") or {}).get("type") == "BertPreTokenizer"
+        and model.get("type") == "WordPiece")
+    if not is_wordpiece_bert:
+        return CHARS_PER_TOKEN, lambda text: text
+    word_limit = int(model["max_input_chars_per_word"])
+    long_word = re.compile(f"({_WORD_CHARS}{{{word_limit + 1}}}){_WORD_CHARS}+")
+
+    def shrink(text: str) -> str:
+        text = _BLANK_RUN.sub(lambda run: " " if _SPACES.search(run[0]) else "", text)
+        return long_word.sub(r"\1", text)
+
+    return word_limit + 2, shrink
 
 
 @dataclass
