@@ -608,7 +608,7 @@ def serve(index_name, host, port, allow_writes, token, access_log, allowed_hosts
     try:
         import uvicorn
 
-        from semsearch.server import LOCAL_HOSTS, create_app
+        from semsearch.server import LOCAL_HOSTS, UVICORN_LIMITS, create_app
     except ImportError:
         raise InputError("semsearch serve needs FastAPI and uvicorn: pip install"
                          " 'semsearch[serve]'") from None
@@ -627,7 +627,7 @@ def serve(index_name, host, port, allow_writes, token, access_log, allowed_hosts
                f" (writes {'on' if allow_writes else 'off'}); Ctrl+C stops", err=True)
     # uvicorn logs requests at level info: below it, --access-log would print nothing
     uvicorn.run(app, host=host, port=port, access_log=access_log,
-                log_level="info" if access_log else "warning")
+                log_level="info" if access_log else "warning", **UVICORN_LIMITS)
 
 
 def _prefer_onnx(idx) -> None:

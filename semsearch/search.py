@@ -5,11 +5,12 @@ Metadata filters apply *inside* every ranking, so k hits come back whenever k un
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -48,7 +49,20 @@ class Hit:
     context: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The hit as JSON-ready values (a NaN stored in metadata comes back as None)."""
+        return json_safe(asdict(self))
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinity (at any depth) as None: JSON has no such numbers,
+    and strict encoders and parsers (Starlette's, browsers' JSON.parse) refuse them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
 
 
 @dataclass
@@ -62,20 +76,25 @@ class Fusion:
     def __post_init__(self):
         if self.method not in FUSIONS:
             raise InputError(f"--fusion must be one of {', '.join(FUSIONS)}")
-        if not 0 <= self.alpha <= 1:
+        if not 0 <= self.alpha <= 1:  # NaN is refused too: it compares false
             raise InputError("--alpha must be between 0 and 1")
-        if self.rrf_k <= 0:
-            raise InputError("--rrf-k must be positive")
+        if not (math.isfinite(self.rrf_k) and self.rrf_k > 0):  # NaN would score every hit NaN
+            raise InputError("--rrf-k must be a positive finite number")
 
 
 def parse_where(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
-    """``["lang=en", "year=2020"]`` → ``{"lang": "en", "year": "2020"}``."""
-    where = {}
+    """``["lang=en", "year=2020"]`` → ``{"lang": "en", "year": "2020"}``; a key given twice
+    is refused (a document has one value per key: keeping either would be a silent guess)."""
+    where: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise InputError(f"--where expects key=value, got {pair!r}")
-        where[key.strip()] = value
+        key = key.strip()
+        if key in where:
+            raise InputError(f"--where gives {key!r} twice ({where[key]!r} and {value!r});"
+                             " a document has one value per key")
+        where[key] = value
     return where
 
 
@@ -109,6 +128,8 @@ def search(
         raise InputError("-k must be at least 1")
     if mode not in MODES:
         raise InputError(f"--mode must be one of {', '.join(MODES)}")
+    if min_score is not None and not math.isfinite(min_score):  # NaN would drop every hit
+        raise InputError("--min-score must be a finite number")
     fusion = fusion or Fusion()
     subset = index.store.filtered_unit_ids(where, cluster) if where or cluster else None
     available = index.vectors.ntotal if subset is None else len(subset)
