@@ -504,7 +504,13 @@ class Index:
             self.store.optimize_fts()
             self._changed = True
         with self.locked(self.lock_timeout):
-            self.store.vacuum()
+            try:
+                self.store.vacuum()
+            except (sqlite3.OperationalError, OSError) as exc:  # VACUUM needs room for a copy
+                raise WriteError(
+                    f"cannot compact {self.path}: {exc}; the index is intact (the vector file"
+                    " was rebuilt, the store keeps its free pages until there is room)"
+                ) from None
         return {"bytes_before": before, "bytes_after": self.size_on_disk()}
 
     def size_on_disk(self) -> int:

@@ -1,0 +1,76 @@
+"""Storage under hostile conditions: a disk that fills up inside the vector save, a vector file
+swapped in from another index (also under --mmap)."""
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_reliability import run_semsearch
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
+                          capture_output=True)
+    if sys.platform != "linux" or made.returncode:
+        pytest.skip("needs Linux and permission to mount a tmpfs")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def _leave_free(mount: Path, free: int) -> None:
+    import os
+
+    stats = os.statvfs(mount)
+    with (mount / "filler").open("ab") as handle:
+        handle.write(b"\0" * max(0, stats.f_bavail * stats.f_frsize - free))
+
+
+def test_a_disk_that_fills_inside_the_vector_save_never_commits_a_short_file(
+        corpus, tmp_path, small_disk, run):
+    run("index", "-i", tmp_path / "base", corpus)
+    note = tmp_path / "note.txt"
+    note.write_text("Rye bread keeps for a week wrapped in a linen cloth.")
+    size = next((tmp_path / "base").glob("vectors.*.faiss")).stat().st_size
+    outcomes = set()
+    for free in (size - 4096, size, size + 8192, size + (64 << 10)):
+        index = small_disk / "index"
+        shutil.copytree(tmp_path / "base", index)
+        holder = sqlite3.connect(index / "store.db")  # a reader keeps the WAL around
+        holder.execute("select count(*) from units").fetchone()
+        _leave_free(small_disk, free)
+        result = run_semsearch(["index", "-i", str(index), str(note)])
+        (small_disk / "filler").unlink()
+        assert "Traceback" not in result.stderr
+        report = json.loads(run_semsearch(["check", "-i", str(index), "--json"]).stdout)
+        assert report["consistent"], (free, result.stderr, report)
+        found = run_semsearch(["query", "-i", str(index), "rye bread linen", "--json"])
+        assert found.returncode == 0
+        if result.returncode == 0:
+            assert "Rye bread" in found.stdout
+        else:
+            assert result.stderr.strip().count("\n") == 0, result.stderr
+        outcomes.add(result.returncode)
+        holder.close()
+        shutil.rmtree(index)
+    assert 0 in outcomes
+
+
+@pytest.mark.parametrize("mmap", [[], ["--mmap"]])
+def test_a_vector_file_from_another_index_is_an_error_with_and_without_mmap(
+        corpus, tmp_path, run, mmap):
+    run("index", "-i", tmp_path / "one", corpus)
+    run("index", "-i", tmp_path / "other", corpus / "pets.txt")
+    target = next((tmp_path / "one").glob("vectors.*.faiss"))
+    shutil.copyfile(next((tmp_path / "other").glob("vectors.*.faiss")), target)
+    result = run_semsearch(["query", "-i", str(tmp_path / "one"), "bread", *mmap])
+    assert result.returncode == 1 and "checksum" in result.stderr
+    assert result.stderr.strip().count("\n") == 0
