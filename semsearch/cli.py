@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sqlite3
 import sys
 from dataclasses import asdict
 from functools import partial
@@ -15,7 +16,7 @@ import click
 import semsearch  # noqa: F401  (sets the offline environment first)
 from semsearch.clustering import DEFAULT_RESTARTS, METHODS, PAIRWISE_LIMIT
 from semsearch.encoder import BACKEND_ENV, BACKENDS, POOLING_MODES, PRECISION_ENV, PRECISIONS
-from semsearch.errors import InputError, SemsearchError
+from semsearch.errors import InputError, SemsearchError, damaged_store_error
 from semsearch.ingest import (
     DEFAULT_MAX_DOCUMENT_MB,
     FORMATS,
@@ -44,6 +45,10 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except SemsearchError as exc:
             raise click.ClickException(str(exc)) from None
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):  # not damage: locked, full, I/O
+                raise
+            raise click.ClickException(str(damaged_store_error(exc))) from None
         except KeyboardInterrupt:
             raise click.ClickException("interrupted; committed work is kept") from None
 
@@ -223,7 +228,7 @@ def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chun
     """
     from tqdm import tqdm
 
-    from semsearch.index import Index, resolve_index_path
+    from semsearch.index import Index, recall_shortfall, resolve_index_path
     from semsearch.shards import ShardedIndex, is_sharded
 
     path = resolve_index_path(index_name)
@@ -254,6 +259,8 @@ def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chun
         raise InputError(f"no documents found in {' '.join(paths)}; nothing was indexed")
     if recall is not None and recall != idx.info()["recall_target"]:
         idx.tune(recall)
+    if shortfall := recall_shortfall(idx.info()):
+        warn(shortfall)
     if result.truncated:
         warn(f"{result.truncated} units were longer than {idx.encoder.max_seq_length} tokens"
              " and were truncated (try --unit sentence or passage)")
@@ -431,17 +438,50 @@ def check(index_name, repair, batch_size, timeout, as_json):
     if as_json:
         _print_json(report)
     else:
-        state = "repaired" if "repaired" in report else (
-            "consistent" if report["consistent"] else "INCONSISTENT")
-        click.echo(f"{report['index']}: {state} — {report['units']} units, {report['vectors']}"
-                   f" vectors, {report['missing']} missing, {report['extra']} extra, store"
-                   f" {'ok' if report['store_ok'] else 'damaged'}, full-text index"
-                   f" {'ok' if report['fts_ok'] else 'damaged'}, vectors file"
-                   f" {report['vectors_file']}")
-        if not report["consistent"]:
-            click.echo("run `semsearch check --repair` to fix it")
+        click.echo("\n".join(_check_lines(report)))
     if not report["consistent"]:
         sys.exit(1)
+
+
+FTS_STATES = {True: "ok", False: "damaged", None: "not checked (read-only)"}
+
+
+def _check_lines(report: dict) -> list[str]:
+    """What `check` says: the state in one line, then what to do about it."""
+    repaired = report.get("repaired")
+    salvage = repaired if isinstance(repaired, dict) and "salvaged_documents" in repaired else None
+    if salvage:
+        lost = salvage["lost_documents"]
+        return [f"{report['index']}: repaired — rebuilt from the {salvage['salvaged_documents']}"
+                f" documents its damaged store still held ({salvage['reembedded']} units"
+                f" embedded{f', {lost} documents lost' if lost else ''}"
+                + (f", {salvage['from_units']} put back together from their units without"
+                   " title, source or metadata" if salvage["from_units"] else "")
+                + f"); the damaged store is"
+                f" kept as {salvage['damaged_store_kept']}"
+                + (": index the lost documents' files again" if lost else "")]
+    if "readable_documents" in report:
+        of = f" of {report['documents']}" if report.get("documents") is not None else ""
+        line = (f"{report['index']}: DAMAGED — the store cannot be read in full"
+                f" ({report.get('store_error', 'a shard is damaged')});"
+                f" {report['readable_documents']}{of} documents can be read,"
+                f" {report['vectors']} vectors, vectors file {report['vectors_file']}")
+        if not report["readable_documents"]:
+            return [line, "no document can be read: rebuild the index from your files into a"
+                          " new --index"]
+        return [line, f"run `semsearch check --repair` to rebuild the index from those"
+                      f" {report['readable_documents']} documents (the damaged store is kept)"]
+    state = "repaired" if repaired else (
+        "consistent" if report["consistent"] else "INCONSISTENT")
+    lines = [f"{report['index']}: {state} — {report['units']} units, {report['vectors']}"
+             f" vectors, {report['missing']} missing, {report['extra']} extra, store"
+             f" {'ok' if report['store_ok'] else 'damaged'}, full-text index"
+             f" {FTS_STATES[report['fts_ok']]}, vectors file"
+             f" {report['vectors_file']}"]
+    if not report["consistent"]:
+        lines += [report["vectors_error"]] if "vectors_error" in report else []
+        lines.append("run `semsearch check --repair` to fix it")
+    return lines
 
 
 @cli.command()

@@ -29,5 +29,15 @@ class InputError(SemsearchError):
     pass
 
 
+class IndexExistsError(InputError):
+    """Create found an index already there (perhaps made a moment ago by another process)."""
+
+
 class WriteError(SemsearchError):
     """The disk refused a write (full, read-only, permissions); nothing committed is lost."""
+
+
+def damaged_store_error(exc: Exception) -> CorruptIndexError:
+    """SQLite's "malformed" from a read that met a damaged page, as something to act on."""
+    return CorruptIndexError(f"the index store is damaged ({exc}); run `semsearch check` to see"
+                             " what can be recovered")

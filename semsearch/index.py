@@ -9,7 +9,9 @@ vectors; after it, the new ones. Writers take an exclusive lock file; readers ne
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import sqlite3
 import sys
 import time
@@ -31,13 +33,14 @@ from semsearch.encoder import (
 from semsearch.errors import (
     CorruptIndexError,
     IndexBusyError,
+    IndexExistsError,
     IndexMismatchError,
     IndexNotFoundError,
     InputError,
     WriteError,
 )
 from semsearch.ingest import UNIT_KINDS, Document, Span, unit_spans
-from semsearch.store import FORMAT_VERSION, Store
+from semsearch.store import FORMAT_VERSION, SALVAGE_COLUMNS, Store
 from semsearch.vectors import (
     AUTO,
     DEFAULT_RECALL,
@@ -120,6 +123,29 @@ def document_chunks(documents: Iterable[Document]) -> Iterator[list[Document]]:
         yield list({doc.id: doc for doc in chunk}.values())
 
 
+def recall_shortfall(info: dict) -> str | None:
+    """A warning when tuning widened the search as far as it goes and still measured less than
+    the recall target: searches are then less complete than asked for."""
+    measured, target = info.get("measured_recall"), info["recall_target"]
+    if measured is None or measured >= target:
+        return None
+    return (f"{info['index']}: approximate search ({info['faiss_built']}) reaches recall@10"
+            f" {measured:.2f}, under the {target:.2f} asked for, even at its widest; pass"
+            " --faiss Flat for exact search, or a larger --effort per query")
+
+
+def _cause(exc: Exception) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+def _first_problem(quick_check: str) -> str:
+    """SQLite's list of damage, one line per problem, as one line."""
+    problems = [line for line in quick_check.splitlines() if line and not line.startswith("***")]
+    more = f" and {len(problems) - 1}{'+' if len(problems) >= 100 else ''} more problems" if (
+        len(problems) > 1) else ""  # SQLite stops listing at 100
+    return f"{problems[0] if problems else quick_check}{more}"
+
+
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
@@ -153,7 +179,7 @@ class Index:
         if settings.unit not in UNIT_KINDS:
             raise InputError(f"unknown unit {settings.unit!r}; choose from {', '.join(UNIT_KINDS)}")
         if (path / STORE_FILE).exists():
-            raise InputError(f"an index already exists at {path}")
+            raise IndexExistsError(f"an index already exists at {path}")
         encoder = load_encoder(model, pooling)
         check_factory(settings.faiss, encoder.dimension)
         try:
@@ -163,21 +189,28 @@ class Index:
         # Built under a private name and published complete (a hard link fails if another
         # process got there first), so a reader never opens a store without its schema.
         draft = path / f"{STORE_FILE}.{os.getpid()}.new"
-        store = Store(draft)
-        store.create_schema({
-            "model": model_name(encoder.path), "model_fingerprint": model_fingerprint(encoder.path),
-            "pooling": encoder.pooling, "dimension": encoder.dimension, "metric": "inner_product",
-            "max_seq_length": encoder.max_seq_length, **asdict(settings), "faiss_built": "Flat",
-            "vectors_file": None, "vectors_generation": 0, "vectors": 0, "units": 0,
-            "documents": 0,
-        })
-        store.close()
         try:
+            store = Store(draft)
+            try:
+                store.create_schema({
+                    "model": model_name(encoder.path),
+                    "model_fingerprint": model_fingerprint(encoder.path),
+                    "pooling": encoder.pooling, "dimension": encoder.dimension,
+                    "metric": "inner_product", "max_seq_length": encoder.max_seq_length,
+                    **asdict(settings), "faiss_built": "Flat", "vectors_file": None,
+                    "vectors_generation": 0, "vectors": 0, "units": 0, "documents": 0,
+                })
+            finally:
+                store.close()
             os.link(draft, path / STORE_FILE)
         except FileExistsError:
-            raise InputError(f"an index already exists at {path}") from None
+            raise IndexExistsError(f"an index already exists at {path}") from None
+        except (sqlite3.OperationalError, OSError) as exc:
+            raise WriteError(f"cannot create an index at {path}: {_cause(exc)}; nothing was"
+                             " written (free some space or choose another --index)") from None
         finally:
-            draft.unlink()
+            for leftover in (draft, *(Path(f"{draft}{end}") for end in ("-wal", "-shm"))):
+                leftover.unlink(missing_ok=True)
         return cls(path, Store(path / STORE_FILE), encoder)
 
     @classmethod
@@ -192,7 +225,11 @@ class Index:
         if not (path / STORE_FILE).exists():
             raise IndexNotFoundError(
                 f"no index at {path}; create one with `semsearch index --index {path} FILES`")
-        index = cls(path, Store(path / STORE_FILE), mmap=mmap)
+        try:
+            store = Store(path / STORE_FILE)
+        except sqlite3.OperationalError as exc:
+            raise WriteError(f"cannot open {path}: {exc}") from None
+        index = cls(path, store, mmap=mmap)
         manifest = index.manifest
         if manifest.get("format_version", 0) > FORMAT_VERSION:
             raise IndexMismatchError(
@@ -219,7 +256,11 @@ class Index:
         """Open the index at ``path``, or create it; ``settings`` given (not None) must match."""
         given = {key: value for key, value in settings.items() if value is not None}
         if not (Path(path) / STORE_FILE).exists():
-            return cls.create(path, model=model, pooling=pooling, settings=IndexSettings(**given))
+            try:
+                return cls.create(path, model=model, pooling=pooling,
+                                  settings=IndexSettings(**given))
+            except IndexExistsError:  # another run created it a moment ago: join it
+                pass
         index = cls.open(path, model=model, pooling=pooling)
         built = {key: index.manifest[key] for key in asdict(IndexSettings())}
         clash = {key: value for key, value in given.items() if built[key] != value}
@@ -458,29 +499,40 @@ class Index:
     # ---- checking ------------------------------------------------------------------------
 
     def check(self, repair: bool = False, batch_size: int = 32) -> dict:
-        """Compare store, full-text index and vectors; with ``repair``, re-embed what is missing."""
-        report: dict = {"index": str(self.path), "store_ok": True, "fts_ok": self.store.fts_ok()}
-        report["store_ok"] = self.store.db.execute("pragma quick_check").fetchone()[0] == "ok"
+        """Compare store, full-text index and vectors; with ``repair``, re-embed what is missing,
+        or rebuild a damaged store from the documents that can still be read."""
+        report: dict = {"index": str(self.path)}
         try:
             vectors = self._load_vectors()
             report["vectors_file"] = "ok"
         except CorruptIndexError as exc:
             vectors = None
-            report["vectors_file"] = str(exc)
-        stored = self.store.unit_ids()
+            report.update(vectors_file="damaged", vectors_error=str(exc))
+        try:
+            quick_check = self.store.db.execute("pragma quick_check").fetchone()[0]
+            stored = self.store.unit_ids()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):  # locked, I/O: not damage we can judge
+                raise
+            quick_check = str(exc)
+        if quick_check != "ok":
+            report.update(self._damage(_first_problem(quick_check), vectors))
+            if repair:
+                report["repaired"] = self._salvage(batch_size)
+                report.update(consistent=True, store_ok=True, fts_ok=True, vectors_file="rebuilt")
+            return report
+        report.update(store_ok=True, fts_ok=self.store.fts_ok())
         held = vectors.ids() if vectors is not None else np.zeros(0, dtype=np.int64)
         missing, extra = np.setdiff1d(stored, held), np.setdiff1d(held, stored)
         report.update(units=len(stored), vectors=len(held), missing=len(missing), extra=len(extra))
         report["consistent"] = bool(
-            report["store_ok"] and report["fts_ok"] and vectors is not None
-            and not len(missing) and not len(extra))
+            report["fts_ok"] is not False and vectors is not None and not len(missing)
+            and not len(extra))
         if repair and not report["consistent"]:
-            if not report["store_ok"]:
-                raise CorruptIndexError(
-                    f"{self.path / STORE_FILE} is damaged; rebuild the index from your files")
             with self.writing():
                 if vectors is None:
                     vectors = VectorIndex.empty(self.manifest["dimension"])
+                    report["vectors_file"] = "rebuilt"
                 self._vectors = vectors
                 self._changed = True
                 vectors.remove(extra)
@@ -488,12 +540,102 @@ class Index:
                     ids = np.array([unit_id for unit_id, _ in chunk], dtype=np.int64)
                     texts = [text for _, text in chunk]
                     vectors.add(ids, self.encoder.encode(texts, batch_size=batch_size))
-                if not report["fts_ok"]:
+                if report["fts_ok"] is False:
                     self.store.rebuild_fts()
             report["repaired"] = {"reembedded": len(missing), "removed": len(extra),
-                                  "fts_rebuilt": not report["fts_ok"]}
+                                  "fts_rebuilt": report["fts_ok"] is False}
             report["consistent"] = True
         return report
+
+    def _readable_documents(self) -> tuple[list[Document], int]:
+        """The documents a damaged store still holds; where a document's row is lost but its
+        units are not, its text is put back together from them (title, source and metadata
+        are lost)."""
+        documents = []
+        for doc_id, source, title, text, metadata in self.store.readable_rows(
+                "documents", SALVAGE_COLUMNS):
+            try:
+                parsed = json.loads(metadata) if metadata else {}
+            except ValueError:
+                parsed = {}
+            documents.append(Document(id=doc_id, text=text or "", source=source or "",
+                                      title=title or "", metadata=parsed))
+        found = {doc.id for doc in documents}
+        pieces: dict[str, list[tuple[int, str]]] = {}
+        for doc_id, text, start in self.store.readable_rows(
+                "units", ("document_id", "text", "char_start")):
+            if doc_id not in found and text:
+                pieces.setdefault(doc_id, []).append((start or 0, text))
+        for doc_id, units in pieces.items():
+            text = ""
+            for start, unit in sorted(units):  # gaps between units become spaces
+                text = text[:start].ljust(start) + unit
+            documents.append(Document(id=doc_id, text=text, source=doc_id))
+        return documents, len(pieces)
+
+    def _damage(self, problem: str, vectors: VectorIndex | None) -> dict:
+        """What ``check`` says of a store SQLite cannot read in full: the damage and what a
+        repair can rebuild from."""
+        try:
+            documents: int | None = self.manifest["documents"]
+        except CorruptIndexError:
+            documents = None
+        return {"store_ok": False, "store_error": problem, "fts_ok": False, "consistent": False,
+                "documents": documents, "readable_documents": len(self._readable_documents()[0]),
+                "vectors": vectors.ntotal if vectors is not None else 0}
+
+    def _salvage(self, batch_size: int) -> dict:
+        """Rebuild the index from the documents a damaged store still gives up, beside it, then
+        swap it in; the damaged store is kept (as ``store.db.damaged-TIME``), never deleted."""
+        try:
+            manifest = self.manifest
+        except CorruptIndexError:
+            raise CorruptIndexError(
+                f"cannot repair {self.path}: its manifest cannot be read; rebuild the index from"
+                " your files into a new --index") from None
+        with self.locked(self.lock_timeout):
+            documents, from_units = self._readable_documents()
+            if not documents:
+                raise CorruptIndexError(
+                    f"cannot repair {self.path}: no document in its store can be read; rebuild"
+                    " the index from your files into a new --index")
+            draft = self.path / f"repair.{os.getpid()}"
+            shutil.rmtree(draft, ignore_errors=True)
+            fresh = None
+            try:
+                fresh = Index.create(draft, model=manifest["model"], pooling=manifest["pooling"],
+                                     settings=IndexSettings(**{
+                                         key: manifest[key] for key in asdict(IndexSettings())}))
+                kept = {key: manifest[key] for key in ("recall", "vectors_generation")
+                        if key in manifest}  # the new file's name follows the old one's
+                fresh.store.set_manifest(kept)
+                added = fresh.add(documents, batch_size=batch_size)
+                vectors_file = fresh.manifest["vectors_file"]
+                fresh.store.close()
+                self.store.close()  # the last connection out folds the log in, where it can
+                damaged = f"{STORE_FILE}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+                os.link(self.path / STORE_FILE, self.path / damaged)
+                if (self.path / f"{STORE_FILE}-wal").exists():
+                    os.replace(self.path / f"{STORE_FILE}-wal", self.path / f"{damaged}-wal")
+                (self.path / f"{STORE_FILE}-shm").unlink(missing_ok=True)
+                if vectors_file:
+                    os.replace(draft / vectors_file, self.path / vectors_file)
+                os.replace(draft / STORE_FILE, self.path / STORE_FILE)
+            except OSError as exc:
+                raise WriteError(f"cannot repair {self.path}: {exc}; the damaged store is"
+                                 " untouched") from None
+            finally:
+                if fresh is not None:
+                    fresh.store.close()
+                shutil.rmtree(draft, ignore_errors=True)
+                self.store.close()
+                self.store = Store(self.path / STORE_FILE)  # the new one, or still the old one
+                self._vectors = None
+            self._remove_orphans()
+        lost = manifest["documents"] - len(documents) if "documents" in manifest else None
+        return {"salvaged_documents": len(documents), "from_units": from_units,
+                "lost_documents": lost,
+                "reembedded": added.units, "damaged_store_kept": damaged}
 
     def compact(self) -> dict[str, int]:
         """Give back the space deleted documents left: rebuild the vector file from the vectors

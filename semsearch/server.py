@@ -21,6 +21,7 @@ import json
 import queue
 import secrets
 import socket
+import sqlite3
 import struct
 import sys
 import threading
@@ -49,6 +50,7 @@ from semsearch.errors import (
     ModelError,
     SemsearchError,
     WriteError,
+    damaged_store_error,
 )
 from semsearch.index import Index
 from semsearch.ingest import Document
@@ -334,6 +336,8 @@ def create_app(index: Index, *, allow_writes: bool = False, token: str | None = 
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception):
+        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+            return JSONResponse({"error": str(damaged_store_error(exc))}, status_code=500)
         return JSONResponse({"error": f"internal error ({type(exc).__name__}); see the server"
                                       " log"}, status_code=500)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semsearch.errors import IndexMismatchError, IndexNotFoundError, InputError
+from semsearch.errors import IndexExistsError, IndexMismatchError, IndexNotFoundError, InputError
 from semsearch.index import (
     STORE_FILE,
     AddResult,
@@ -370,14 +370,16 @@ class ShardedIndex:
         if shards < 1:
             raise InputError("--shards must be at least 1")
         if (path / STORE_FILE).exists() or is_sharded(path):
-            raise InputError(f"an index already exists at {path}")
+            raise IndexExistsError(f"an index already exists at {path}")
         names = [f"shard-{number:03d}" for number in range(shards)]
-        for name in names:
-            if (path / name / STORE_FILE).exists():
-                Index.open(path / name, model=model, pooling=pooling, verify=False)
-            else:
-                Index.create(path / name, model=model, pooling=pooling, settings=settings)
-        layout = path / (SHARDS_FILE + ".tmp")
+        for name in names:  # a run creating the same index at the same moment joins in
+            try:
+                shard = Index.create(path / name, model=model, pooling=pooling,
+                                     settings=settings)
+            except IndexExistsError:
+                shard = Index.open(path / name, model=model, pooling=pooling, verify=False)
+            shard.store.close()
+        layout = path / f"{SHARDS_FILE}.{os.getpid()}.tmp"
         layout.write_text(json.dumps({"format_version": SHARDS_FORMAT, "shards": names,
                                       "hash": "blake2b-64 of the document id, modulo shards"},
                                      indent=2))
@@ -411,8 +413,12 @@ class ShardedIndex:
         path = Path(path)
         given = {key: value for key, value in settings.items() if value is not None}
         if not is_sharded(path):
-            return cls.create(path, shards or 1, model=model, pooling=pooling,
-                              settings=IndexSettings(**given), runner=runner)
+            try:
+                return cls.create(path, shards or 1, model=model, pooling=pooling,
+                                  settings=IndexSettings(**given), runner=runner)
+            except IndexExistsError:  # another run created it a moment ago: join it
+                if not is_sharded(path):
+                    raise
         index = cls.open(path, runner=runner, verify=False)  # readers only when searching
         for shard_path in index.shard_paths:  # the model and pooling checks of Index.open
             Index.open(shard_path, model=model, pooling=pooling, verify=False).store.close()
@@ -545,10 +551,14 @@ class ShardedIndex:
         """:meth:`Index.check` on every shard, added up (``shards`` has each report)."""
         reports = self._each_shard(lambda shard: shard.check(repair, batch_size))
         summary = {"index": str(self.path),
-                   **{key: all(r[key] for r in reports)
-                      for key in ("store_ok", "fts_ok", "consistent")},
-                   **{key: sum(r[key] for r in reports)
+                   **{key: all(r[key] for r in reports) for key in ("store_ok", "consistent")},
+                   "fts_ok": (False if any(r["fts_ok"] is False for r in reports) else
+                              None if any(r["fts_ok"] is None for r in reports) else True),
+                   **{key: sum(r.get(key) or 0 for r in reports)
                       for key in ("units", "vectors", "missing", "extra")},
+                   **{key: sum(r.get(key) or 0 for r in reports)  # shards with a damaged store
+                      for key in ("documents", "readable_documents")
+                      if any(key in r for r in reports)},
                    "vectors_file": next((r["vectors_file"] for r in reports
                                          if r["vectors_file"] != "ok"), "ok"),
                    "shards": reports}
@@ -580,5 +590,7 @@ class ShardedIndex:
         for key in ("documents", "units", "vectors", "bytes"):
             summary[key] = sum(info[key] for info in infos)
         summary.pop("files")
+        recalls = [info["measured_recall"] for info in infos if info["measured_recall"] is not None]
+        summary["measured_recall"] = min(recalls, default=None)  # the weakest shard's
         summary["shards"] = {Path(info["index"]).name: info["documents"] for info in infos}
         return summary

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -23,6 +24,9 @@ FTS_TOKENIZER = "porter"
 MAX_KEYWORD_TERMS = 64
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 _WORD = re.compile(r"\w+")
+# Salvage gives up on a damaged table after this many rowids in a row that cannot be read.
+SALVAGE_GAP = 100_000
+SALVAGE_COLUMNS = ("id", "source", "title", "text", "metadata")
 
 
 def keyword_query(text: str, drop_stop_words: bool = True) -> str:
@@ -60,6 +64,18 @@ def _varints(blob: bytes) -> list[int]:
     return values
 
 
+def _metadata_json(doc: Document) -> str:
+    """The last guard on what readers normalise: NaN or Infinity stored would make every later
+    JSON answer that holds it invalid."""
+    try:
+        return json.dumps(doc.metadata, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise InputError(f"{doc.id}: metadata holds NaN or Infinity, which JSON cannot carry;"
+                         " give null or a string instead") from None
+    except TypeError as exc:
+        raise InputError(f"{doc.id}: metadata is not JSON ({exc})") from None
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -70,14 +86,32 @@ class Store:
     def __init__(self, path: Path):
         self.path = path
         self._last_frequencies: tuple = (None, None)
+        # A copy on read-only media or in a folder we may not write is opened read-only: it can
+        # still be searched; writes to it fail as writes to a read-only disk.
+        self.read_only = not (os.access(path.parent, os.W_OK)
+                              and (not path.exists() or os.access(path, os.W_OK)))
         try:
-            # Searches read the full-text index on a worker thread while the encoder runs.
-            self.db = sqlite_utils.Database(
-                sqlite3.connect(path, timeout=30, check_same_thread=False))
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db = sqlite_utils.Database(self._connect())
+            if not self.read_only:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.OperationalError:  # disk full, I/O: the caller says what was being done
+            raise
         except sqlite3.DatabaseError as exc:
             raise CorruptIndexError(f"{path} is not a semsearch store ({exc})") from None
+
+    def _connect(self) -> sqlite3.Connection:
+        # Searches read the full-text index on a worker thread while the encoder runs.
+        if not self.read_only:
+            return sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        uri = Path(os.path.abspath(self.path)).as_uri()
+        try:  # read-only, still seeing a writer that has the folder open (its -shm file)
+            connection = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30,
+                                         check_same_thread=False)
+            connection.execute("select count(*) from sqlite_master").fetchone()
+            return connection
+        except sqlite3.OperationalError:  # no -shm file and no way to make one: nobody writes
+            return sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
 
     def close(self) -> None:
         """Close the connection (the last one out folds the write-ahead log into the file)."""
@@ -134,7 +168,7 @@ class Store:
         now = _now()
         self.db["documents"].insert_all(
             ({"id": doc.id, "source": doc.source, "title": doc.title, "text": doc.text,
-              "metadata": json.dumps(doc.metadata, ensure_ascii=False),
+              "metadata": _metadata_json(doc),
               "content_hash": doc.content_hash, "created": now, "updated": now}
              for doc in documents),
             batch_size=200,
@@ -165,6 +199,35 @@ class Store:
 
     def count(self, table: str) -> int:
         return self.db.execute(f"select count(*) from [{table}]").fetchone()[0]
+
+    def readable_rows(self, table: str, columns: Iterable[str]) -> Iterator[tuple]:
+        """The rows of a damaged table that can still be read, in rowid order: scanned in
+        batches, and one rowid at a time past a page that cannot be read."""
+        select = f"select rowid, {', '.join(columns)} from [{table}] where rowid"
+        last, misses, stepping = 0, 0, 0
+        while misses < SALVAGE_GAP:
+            if not stepping:
+                try:
+                    rows = self.db.execute(f"{select} > ? order by rowid limit 256",
+                                           [last]).fetchall()
+                except sqlite3.DatabaseError:
+                    stepping = 256  # rowids to take one by one before scanning again
+                    continue
+                if not rows:
+                    return
+                yield from (row[1:] for row in rows)
+                last, misses = rows[-1][0], 0
+                continue
+            last, stepping = last + 1, stepping - 1
+            try:
+                row = self.db.execute(f"{select} = ?", [last]).fetchone()
+            except sqlite3.DatabaseError:
+                row = None
+            if row is None:
+                misses += 1
+            else:
+                misses = 0
+                yield row[1:]
 
     def unit_ids(self) -> np.ndarray:
         return np.array([row[0] for row in self.db.execute("select id from units")], dtype=np.int64)
@@ -352,7 +415,11 @@ class Store:
             " and ordinal != ? order by ordinal",
             [document_id, ordinal - radius, ordinal + radius, ordinal]).fetchall()
 
-    def fts_ok(self) -> bool:
+    def fts_ok(self) -> bool | None:
+        """Whether the full-text index agrees with the units; None where it cannot be checked
+        (FTS5's check is an INSERT, which a read-only store refuses)."""
+        if self.read_only:
+            return None
         try:
             self.db.execute("insert into units_fts(units_fts) values('integrity-check')")
             return True

@@ -28,6 +28,8 @@ TUNING_QUERIES = 200
 # Compressed codes (SQ8) cost about half a point of recall@10 against the float vectors at 1M
 # (benchmarks/ann.py), which tuning on the stored codes cannot see: aim this much higher.
 COMPRESSION_MARGIN = 0.02
+# Scores from compressed codes and from the decoded vectors differ in the last float digits.
+TIE_TOLERANCE = 1e-4
 EFFORTS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 2048, 4096)
 
 
@@ -219,7 +221,7 @@ class VectorIndex:
         rng = np.random.default_rng(seed)
         picks = rng.choice(len(ids), size=(3, min(queries, len(ids))))
         sample = _normalized(sum(self.vectors(ids[row]) for row in picks))
-        truth = self._exact_neighbours(sample, ids, k)
+        kth_best = self._exact_kth_scores(sample, ids, k)
         if _code_size(self.index) < 4 * self.dimension:
             recall = min(recall + COMPRESSION_MARGIN, 1.0)
         best = (EFFORTS[-1], 0.0)
@@ -227,26 +229,23 @@ class VectorIndex:
         floor = k if _effort_kind(self.index) == "efSearch" else 1
         nlist = _ivf_of(self.index).nlist if _effort_kind(self.index) == "nprobe" else None
         for effort in (e for e in EFFORTS if e >= floor):
-            _, found = self.search(sample, k, effort=effort)
-            best = (effort, float(np.mean([len(set(row) & set(expected)) / k for row, expected
-                                           in zip(found, truth, strict=True)])))
+            scores, _ = self.search(sample, k, effort=effort)
+            # a hit as close as the k-th true neighbour is one: with duplicate vectors, which
+            # of the tied ids comes back is arbitrary (counting ids, 50 copies of each vector
+            # measured 0.21 at a full scan)
+            best = (effort, float(np.mean(scores >= kth_best[:, None] - TIE_TOLERANCE)))
             if best[1] >= recall or (nlist is not None and effort >= nlist):
                 break
         self.effort = best[0]
         return best
 
-    def _exact_neighbours(self, sample: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
-        """Brute-force top-k ids per query (in no order), reading the vectors in slices."""
-        best_scores = np.full((len(sample), k), -np.inf, dtype=np.float32)
-        best_ids = np.full((len(sample), k), -1, dtype=np.int64)
+    def _exact_kth_scores(self, sample: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
+        """Brute force: the k-th best score per query, reading the vectors in slices."""
+        best = np.full((len(sample), k), -np.inf, dtype=np.float32)
         for start in range(0, len(ids), 65_536):
-            chunk = ids[start:start + 65_536]
-            merged_scores = np.hstack([best_scores, sample @ self.vectors(chunk).T])
-            merged_ids = np.hstack([best_ids, np.broadcast_to(chunk, (len(sample), len(chunk)))])
-            top = np.argpartition(-merged_scores, k - 1, axis=1)[:, :k]
-            best_scores = np.take_along_axis(merged_scores, top, axis=1)
-            best_ids = np.take_along_axis(merged_ids, top, axis=1)
-        return best_ids
+            merged = np.hstack([best, sample @ self.vectors(ids[start:start + 65_536]).T])
+            best = -np.partition(-merged, k - 1, axis=1)[:, :k]
+        return best.min(axis=1)
 
     def search(
         self, queries: np.ndarray, k: int, subset: np.ndarray | None = None,
