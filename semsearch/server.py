@@ -35,6 +35,7 @@ from typing import Annotated, Any, Literal
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import Headers
@@ -231,6 +232,36 @@ class ServerError(SemsearchError):
 STATUS[ServerError] = 503
 
 
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise HTTPException(400, f"key {key!r} is given twice in one JSON object; give each"
+                                     " key once")
+        seen.add(key)
+    return dict(pairs)
+
+
+class _UniqueKeysRequest(Request):
+    """A JSON body with a key twice in one object is refused: the parser would silently keep the
+    last (a ``where`` on one key twice would search for one of the two values)."""
+
+    async def json(self) -> object:
+        if not hasattr(self, "_json"):
+            self._json = json.loads(await self.body(), object_pairs_hook=_unique_keys)
+        return self._json
+
+
+class _UniqueKeysRoute(APIRoute):
+    def get_route_handler(self) -> Callable:
+        handler = super().get_route_handler()
+
+        async def strict(request: Request) -> Response:
+            return await handler(_UniqueKeysRequest(request.scope, request.receive))
+
+        return strict
+
+
 class SearchOptions(BaseModel):
     model_config = ConfigDict(allow_inf_nan=False)  # JSON has no NaN; Python's parser takes it
 
@@ -289,6 +320,7 @@ def create_app(index: Index, *, allow_writes: bool = False, token: str | None = 
     app = FastAPI(title="semsearch", version=__version__, lifespan=lifespan, docs_url=None,
                   redoc_url=None, default_response_class=SafeJSONResponse,
                   description="Semantic, keyword and hybrid search over a semsearch index.")
+    app.router.route_class = _UniqueKeysRoute
     app.state.reader = reader
     app.add_middleware(_Guard, hosts=None if host is None else _allowed_hosts(host, allowed_hosts),
                        token=token if writer is not None else None)

@@ -286,6 +286,16 @@ def test_a_non_ascii_token_is_refused_at_start(site_index):
         create_app(Index.open(site_index), allow_writes=True, token="pässwörd")
 
 
+def test_a_key_given_twice_in_a_json_body_is_refused(client):
+    body = '{"queries": ["bread"], "where": {"topic": "food", "topic": "space"}}'
+    response = client.post("/search", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400  # before: 200, searching topic=space only
+    assert response.json() == {"error": "key 'topic' is given twice in one JSON object; give each"
+                                        " key once"}
+    assert client.post("/search", json={"queries": ["bread"], "where": {"topic": "food"}}
+                       ).status_code == 200
+
+
 def test_a_repeated_where_key_is_refused(client):
     with pytest.raises(InputError, match="'topic' twice"):
         parse_where(["topic=food", "topic=space"])
