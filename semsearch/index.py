@@ -52,6 +52,7 @@ from semsearch.vectors import (
 STORE_FILE = "store.db"
 LOCK_FILE = "write.lock"
 DOCS_PER_CHUNK = 1024
+LOW_DISK_BYTES = 1 << 20
 
 
 def indexes_home() -> Path:
@@ -134,6 +135,15 @@ def recall_shortfall(info: dict) -> str | None:
             " --faiss Flat for exact search, or a larger --effort per query")
 
 
+def _low_disk(path: Path) -> str:
+    """Why SQLite said "disk I/O error" when it could not grow a file: the disk is all but full."""
+    try:
+        free = shutil.disk_usage(path if path.exists() else path.parent).free
+    except OSError:
+        return ""
+    return f" (the disk has {free:,} B free)" if free < LOW_DISK_BYTES else ""
+
+
 def _cause(exc: Exception) -> str:
     return getattr(exc, "strerror", None) or str(exc)
 
@@ -206,7 +216,8 @@ class Index:
         except FileExistsError:
             raise IndexExistsError(f"an index already exists at {path}") from None
         except (sqlite3.OperationalError, OSError) as exc:
-            raise WriteError(f"cannot create an index at {path}: {_cause(exc)}; nothing was"
+            raise WriteError(f"cannot create an index at {path}: {_cause(exc)}{_low_disk(path)};"
+                             " nothing was"
                              " written (free some space or choose another --index)") from None
         finally:
             for leftover in (draft, *(Path(f"{draft}{end}") for end in ("-wal", "-shm"))):
@@ -228,7 +239,7 @@ class Index:
         try:
             store = Store(path / STORE_FILE)
         except sqlite3.OperationalError as exc:
-            raise WriteError(f"cannot open {path}: {exc}") from None
+            raise WriteError(f"cannot open {path}: {exc}{_low_disk(path)}") from None
         index = cls(path, store, mmap=mmap)
         manifest = index.manifest
         if manifest.get("format_version", 0) > FORMAT_VERSION:
@@ -367,8 +378,9 @@ class Index:
             except (sqlite3.OperationalError, OSError) as exc:  # disk full, read-only, I/O
                 self._abandon()
                 raise WriteError(
-                    f"cannot write to {self.path}: {exc}; the index keeps what was committed"
-                    " before (run the same command again once this is fixed)") from None
+                    f"cannot write to {self.path}: {exc}{_low_disk(self.path)}; the index keeps"
+                    " what was committed before (run the same command again once this is"
+                    " fixed)") from None
             except BaseException:
                 self._abandon()
                 raise
@@ -405,14 +417,18 @@ class Index:
         except (OSError, RuntimeError) as exc:
             (self.path / (name + ".tmp")).unlink(missing_ok=True)
             raise WriteError(f"cannot write vectors to {self.path}: {exc}") from None
-        self.store.set_manifest({
-            "vectors_file": name, "vectors_generation": generation, "faiss_built": vectors.factory,
-            "search_effort": effort, "measured_recall": round(recall, 4),
-            "vectors_sha256": checksum,
-            "vectors": vectors.ntotal, "units": self.store.count("units"),
-            "documents": self.store.count("documents"),
-        })
-        self.store.db.commit()
+        try:
+            self.store.set_manifest({
+                "vectors_file": name, "vectors_generation": generation,
+                "faiss_built": vectors.factory, "search_effort": effort,
+                "measured_recall": round(recall, 4), "vectors_sha256": checksum,
+                "vectors": vectors.ntotal, "units": self.store.count("units"),
+                "documents": self.store.count("documents"),
+            })
+            self.store.db.commit()
+        except BaseException:  # the store kept the old file: the new one is nobody's
+            (self.path / name).unlink(missing_ok=True)
+            raise
         if manifest["vectors_file"]:
             (self.path / manifest["vectors_file"]).unlink(missing_ok=True)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import math
 import queue
 import secrets
 import socket
@@ -37,7 +38,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -290,6 +291,16 @@ class NewDocument(BaseModel):
     text: str
     title: str = ""
     metadata: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _finite(cls, metadata: object) -> object:
+        """Name the value, where the union's own errors would list every type it is not."""
+        for key, value in metadata.items() if isinstance(metadata, dict) else ():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{key!r} is {value}, which JSON cannot carry; give null or a"
+                                 " string")
+        return metadata
 
 
 class NewDocuments(BaseModel):
