@@ -443,6 +443,10 @@ def check(index_name, repair, batch_size, timeout, as_json):
         sys.exit(1)
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
 FTS_STATES = {True: "ok", False: "damaged", None: "not checked (read-only)"}
 
 
@@ -451,26 +455,29 @@ def _check_lines(report: dict) -> list[str]:
     repaired = report.get("repaired")
     salvage = repaired if isinstance(repaired, dict) and "salvaged_documents" in repaired else None
     if salvage:
-        lost = salvage["lost_documents"]
-        return [f"{report['index']}: repaired — rebuilt from the {salvage['salvaged_documents']}"
-                f" documents its damaged store still held ({salvage['reembedded']} units"
-                f" embedded{f', {lost} documents lost' if lost else ''}"
-                + (f", {salvage['from_units']} put back together from their units without"
-                   " title, source or metadata" if salvage["from_units"] else "")
-                + f"); the damaged store is"
-                f" kept as {salvage['damaged_store_kept']}"
-                + (": index the lost documents' files again" if lost else "")]
+        lost, from_units = salvage["lost_documents"], salvage["from_units"]
+        details = [f"{_count(salvage['reembedded'], 'unit')} embedded"]
+        details += [f"{_count(lost, 'document')} lost"] if lost else []
+        details += [f"{from_units} put back together from their units without title, source or"
+                    " metadata"] if from_units else []
+        return [f"{report['index']}: repaired — rebuilt from the"
+                f" {_count(salvage['salvaged_documents'], 'document')} its damaged store still"
+                f" held ({', '.join(details)}); the damaged store is kept as"
+                f" {salvage['damaged_store_kept']}"
+                + ("; index the lost documents' files again" if lost else "")]
     if "readable_documents" in report:
+        readable = report["readable_documents"]
         of = f" of {report['documents']}" if report.get("documents") is not None else ""
         line = (f"{report['index']}: DAMAGED — the store cannot be read in full"
-                f" ({report.get('store_error', 'a shard is damaged')});"
-                f" {report['readable_documents']}{of} documents can be read,"
-                f" {report['vectors']} vectors, vectors file {report['vectors_file']}")
-        if not report["readable_documents"]:
+                f" ({report.get('store_error', 'a shard is damaged')}); {readable}{of}"
+                f" document{'' if report.get('documents', readable) == 1 else 's'} can be read,"
+                f" {_count(report['vectors'], 'vector')}, vectors file {report['vectors_file']}")
+        if not readable:
             return [line, "no document can be read: rebuild the index from your files into a"
                           " new --index"]
-        return [line, f"run `semsearch check --repair` to rebuild the index from those"
-                      f" {report['readable_documents']} documents (the damaged store is kept)"]
+        return [line, f"run `semsearch check --repair` to rebuild the index from"
+                      f" {'that' if readable == 1 else 'those'} {_count(readable, 'document')}"
+                      " (the damaged store is kept)"]
     state = "repaired" if repaired else (
         "consistent" if report["consistent"] else "INCONSISTENT")
     lines = [f"{report['index']}: {state} — {report['units']} units, {report['vectors']}"

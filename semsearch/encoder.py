@@ -328,7 +328,8 @@ class Encoder:
                 chosen = order[start:start + max(1, budget // max(longest, 1))]
                 vectors[block + chosen] = self._embed(self._batch(features, chosen, longest))
                 start += len(chosen)
-        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)  # in place
+        return vectors
 
     def _batch(self, features: dict, rows: np.ndarray, length: int) -> dict:
         """The chosen rows of the tokenized texts, cut to their own longest length."""

@@ -28,6 +28,7 @@ TUNING_QUERIES = 200
 # Compressed codes (SQ8) cost about half a point of recall@10 against the float vectors at 1M
 # (benchmarks/ann.py), which tuning on the stored codes cannot see: aim this much higher.
 COMPRESSION_MARGIN = 0.02
+REBUILD_SLICE = 65_536  # vectors moved at a time when an index is rebuilt
 # Scores from compressed codes and from the decoded vectors differ in the last float digits.
 TIE_TOLERANCE = 1e-4
 EFFORTS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 2048, 4096)
@@ -188,13 +189,13 @@ class VectorIndex:
     def rebuild(self, factory: str, keep: np.ndarray | None = None) -> None:
         """Move the vectors (all, or ``keep``) into a new index of type ``factory``."""
         ids = self.ids() if keep is None else keep
-        vectors = self.vectors(ids)
         fresh = VectorIndex.empty(self.dimension, factory)
         if not fresh.index.is_trained:
             rng = np.random.default_rng(0)
-            sample = vectors[rng.permutation(len(vectors))[:256 * 1024]]
-            fresh.index.train(sample)
-        fresh.add(ids, vectors)
+            fresh.index.train(self.vectors(ids[rng.permutation(len(ids))[:256 * 1024]]))
+        for start in range(0, len(ids), REBUILD_SLICE):  # never a second copy of them all
+            fresh.add(ids[start:start + REBUILD_SLICE],
+                      self.vectors(ids[start:start + REBUILD_SLICE]))
         self.index, self.factory, self._gpu_index = fresh.index, factory, None
         self.effort = None
 

@@ -179,8 +179,9 @@ def test_creating_an_index_on_a_full_disk_leaves_nothing_behind_and_says_why(
     _leave_free(small_disk, 0)
     result = run("index", "-i", small_disk / "idx", note, expect=1)
     assert result.stderr == (f"Error: cannot create an index at {small_disk / 'idx'}: database"
-                             " or disk is full; nothing was written (free some space or choose"
-                             " another --index)\n")  # before: "... is not a semsearch store"
+                             " or disk is full (the disk has 0 B free); nothing was written (free"
+                             " some space or choose another --index)\n")
+    # before: "store.db.PID.new is not a semsearch store (database or disk is full)"
     assert [path.name for path in (small_disk / "idx").iterdir()] == []  # before: store.db.N.new
     (small_disk / "filler").unlink()
     run("index", "-i", small_disk / "idx", note)
