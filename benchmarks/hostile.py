@@ -291,9 +291,9 @@ class Cases:
         row = {"case": case, "outcome": result,
                "peak MB": "-" if peak_mb is None else round(peak_mb),
                "health ms": "-" if health_ms is None else round(health_ms),
-               "detail": detail[:110]}
+               "detail": detail[:160]}
         self.rows.append(row)
-        print(f"  {case}: {result} ({detail[:110]})", flush=True)
+        print(f"  {case}: {result} ({detail[:160]})", flush=True)
 
     def copy(self, name: str, into: Path | None = None) -> Path:
         target = (into or self.work) / name

@@ -32,6 +32,7 @@ from semsearch.search import (
     FUSIONS,
     MODES,
     Fusion,
+    json_safe,
     parse_cluster,
     parse_where,
 )
@@ -92,7 +93,10 @@ def ray_option(command):
 
 
 def _print_json(data) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    """Strict JSON: a NaN that reached a report (from a store written before they were
+    refused) is printed as null, never as the bare word no parser takes."""
+    click.echo(json.dumps(json_safe(data), indent=2, ensure_ascii=False, default=str,
+                          allow_nan=False))
 
 
 def _warn(message: str) -> None:

@@ -293,3 +293,14 @@ def test_an_unreadable_folder_is_reported(tmp_path, corpus):
         locked.chmod(0o755)
     assert result.returncode == 0, result.stderr
     assert result.stderr == f"warning: {locked}: skipped, cannot read (Permission denied)\n"
+
+
+def test_a_nan_stored_before_it_was_refused_is_printed_as_null(run, run_json, tmp_path):
+    import sqlite3
+
+    (tmp_path / "note.txt").write_text("Otters hold hands while they sleep.")
+    run("index", "-i", tmp_path / "old", tmp_path / "note.txt")
+    with sqlite3.connect(tmp_path / "old" / "store.db") as db:  # as an older version stored it
+        db.execute("""update documents set metadata = '{"score": NaN}'""")
+    answer = strict_json(run("query", "-i", tmp_path / "old", "otters", "--json").stdout)
+    assert answer[0]["hits"][0]["metadata"] == {"score": None}
