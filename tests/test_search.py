@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -10,6 +11,7 @@ from semsearch.ingest import Document
 from semsearch.search import MODES, Fusion
 from semsearch.store import MAX_KEYWORD_TERMS, keyword_query
 
+WORD = re.compile(r"\w+")
 KETTLE = ("Our shop opens at nine and closes at six; deliveries arrive on Tuesdays, and the order"
           " code for the blue kettle is QX7R2, which customers often ask about.")
 
@@ -59,8 +61,10 @@ def test_a_query_without_words_falls_back_to_dense(parts_index):
     'text:kettle', '^kettle', '-kettle', 'kettle + part', "it's", "a" * 5000, "NOT",
 ])
 def test_fts_operators_are_plain_words(parts_index, text):
-    for mode in ("keyword", "hybrid"):
-        parts_index.search(text, mode=mode)
+    plain = " ".join(WORD.findall(text))  # the words alone, without FTS5's syntax around them
+    assert [(hit.unit_id, hit.score) for hit in parts_index.search(text, mode="keyword")[0]] == [
+        (hit.unit_id, hit.score) for hit in parts_index.search(plain, mode="keyword")[0]]
+    assert len(parts_index.search(text, k=4, mode="hybrid")[0]) == 4
 
 
 def test_keyword_query_quotes_every_word_and_caps_their_number():
@@ -78,9 +82,12 @@ def test_keyword_query_quotes_every_word_and_caps_their_number():
     ['"', "*", "NEAR", "AND", "OR", "NOT", "(", ")", ":", "^", "+", "-", "kettle", "QX7R2", "🙂",
      "{", "}", "'", "\\"]), min_size=1).map(" ".join))
 def test_any_text_is_a_safe_query(parts_index, text):
-    for mode in ("keyword", "hybrid"):
-        hits = parts_index.search(text, k=3, mode=mode)[0]
-        assert len(hits) <= 3
+    keyword = parts_index.search(text, k=3, mode="keyword")[0]
+    plain = parts_index.search(" ".join(WORD.findall(text)), k=3, mode="keyword")[0]
+    assert [hit.unit_id for hit in keyword] == [hit.unit_id for hit in plain]
+    hybrid = parts_index.search(text, k=3, mode="hybrid")[0]
+    assert len(hybrid) == 3  # falls back to dense where no word matches: never short
+    assert [hit.score for hit in hybrid] == sorted((hit.score for hit in hybrid), reverse=True)
 
 
 @pytest.mark.parametrize("mode", MODES)
