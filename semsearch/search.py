@@ -8,16 +8,62 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from semsearch.errors import InputError
 
-if TYPE_CHECKING:
-    from semsearch.index import Index
+
+class SearchStore(Protocol):
+    """What search reads from a store: one SQLite file, or the same calls spread over shards."""
+
+    def filtered_unit_ids(self, where: dict[str, str] | None = None,
+                          cluster: tuple[int, int] | None = None) -> np.ndarray: ...
+
+    def keyword_search(self, text: str, limit: int, *, where: dict[str, str] | None = None,
+                       cluster: tuple[int, int] | None = None) -> list[tuple[float, int]]: ...
+
+    def hits(self, ids: list[int]) -> dict[int, dict]: ...
+
+    def document_ids(self, ids: list[int]) -> dict[int, str]: ...
+
+    def neighbours(self, document_id: str, ordinal: int,
+                   radius: int) -> list[tuple[int, str]]: ...
+
+
+class SearchVectors(Protocol):
+    """What search asks of the vectors: how many, the top k of a query, and exact scores."""
+
+    @property
+    def ntotal(self) -> int: ...
+
+    def top(self, query: np.ndarray, k: int, subset: np.ndarray | None = None,
+            effort: int | None = None) -> list[tuple[float, int]]: ...
+
+    def scores(self, query: np.ndarray, ids: np.ndarray) -> np.ndarray: ...
+
+
+class QueryEncoder(Protocol):
+    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray: ...
+
+    def sharing_cpu(self) -> AbstractContextManager: ...
+
+
+class SearchSource(Protocol):
+    """What :func:`search` needs of an index, single or sharded: it never imports either."""
+
+    @property
+    def store(self) -> SearchStore: ...
+
+    @property
+    def vectors(self) -> SearchVectors: ...
+
+    @property
+    def encoder(self) -> QueryEncoder: ...
+
 
 MODES = ("dense", "keyword", "hybrid")
 FUSIONS = ("rrf", "weighted")
@@ -111,7 +157,7 @@ Candidate = tuple[float, int, "float | None", "float | None"]
 
 
 def search(
-    index: Index, queries: list[str] | str, *, k: int = 10, mode: str = DEFAULT_MODE,
+    index: SearchSource, queries: list[str] | str, *, k: int = 10, mode: str = DEFAULT_MODE,
     fusion: Fusion | None = None, where: dict | None = None,
     cluster: tuple[int, int] | None = None, by_document: bool = False,
     min_score: float | None = None, context: int = 0, effort: int | None = None,
@@ -181,7 +227,7 @@ class _KeywordRankings:
     """Each query's BM25 ranking, read ``depth`` deep up front (so fusion finds the keyword
     score of dense candidates without another query) and deeper only when a caller needs it."""
 
-    def __init__(self, index: Index, queries: list[str], where, cluster):
+    def __init__(self, index: SearchSource, queries: list[str], where, cluster):
         self.store, self.queries, self.where, self.cluster = index.store, queries, where, cluster
         self.rankings: list[tuple[list[tuple[float, int]], int]] = []
 
@@ -199,7 +245,7 @@ class _KeywordRankings:
         return self.store.keyword_search(text, depth, where=self.where, cluster=self.cluster)
 
 
-def _top(index: Index, rank: Callable[[int], list[Candidate]], k: int, available: int,
+def _top(index: SearchSource, rank: Callable[[int], list[Candidate]], k: int, available: int,
          by_document: bool) -> list[Candidate]:
     """Fetch deeper until k (documents, with ``by_document``) are ranked or nothing is left."""
     fetch = min(k * (5 if by_document else 1), available)
@@ -213,11 +259,11 @@ def _top(index: Index, rank: Callable[[int], list[Candidate]], k: int, available
         fetch = min(fetch * 4, available)
 
 
-def _dense(index: Index, query_vector: np.ndarray, fetch: int, subset, effort: int):
+def _dense(index: SearchSource, query_vector: np.ndarray, fetch: int, subset, effort: int):
     return index.vectors.top(query_vector, fetch, subset, effort)
 
 
-def _hybrid(index: Index, query_vector: np.ndarray, fetch: int, subset, effort: int,
+def _hybrid(index: SearchSource, query_vector: np.ndarray, fetch: int, subset, effort: int,
             fusion: Fusion, keyword_ranking: list[tuple[float, int]]) -> list[Candidate]:
     """The top ``fetch`` of both rankings, each candidate scored both ways, then fused."""
     fetch = max(fetch, HYBRID_CANDIDATES)
