@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -19,7 +19,37 @@ from semsearch.errors import InputError
 
 if TYPE_CHECKING:
     from semsearch.index import Index
-    from semsearch.shards import ShardedIndex
+
+
+class ShardRunner(Protocol):
+    """Runs a method on shard readers, here or on a cluster."""
+
+    def map(self, actors: list, method: str, *args: Any) -> list: ...
+
+    def call(self, actor: Any, method: str, *args: Any) -> Any: ...
+
+    def get(self, pending: Any) -> Any: ...
+
+
+class ClusterRuns(Protocol):
+    def cluster_runs(self) -> list[dict]: ...
+
+    def cluster_run(self, run_id: int | None = None) -> dict: ...
+
+
+class ShardedItems(Protocol):
+    """Items spread over shards whose readers each count, sample and assign their own
+    (``cluster_count``, ``cluster_sample``, ``cluster_assign``, ``cluster_save``): all that
+    :func:`cluster_shards` needs, so this module never imports the shards."""
+
+    @property
+    def runner(self) -> ShardRunner: ...
+
+    @property
+    def readers(self) -> list: ...
+
+    @property
+    def store(self) -> ClusterRuns: ...
 
 METHODS = ("kmeans", "agglomerative", "hdbscan", "community")
 # Methods that need all pairwise distances (memory and time grow with n²) stop here.
@@ -271,7 +301,7 @@ def cluster_items(index: Index, by_document: bool) -> tuple[list[dict], np.ndarr
 
 
 def cluster_shards(
-    sharded: ShardedIndex, *, by_document: bool = False, k: int | None = None, seed: int = 0,
+    sharded: ShardedItems, *, by_document: bool = False, k: int | None = None, seed: int = 0,
     restarts: int = DEFAULT_RESTARTS, sample: int = SHARD_SAMPLE, keywords: int = 6,
 ) -> dict:
     """k-means across the shards of a sharded index: centroids trained on a sample drawn from
