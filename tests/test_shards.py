@@ -64,10 +64,8 @@ def built(tmp_path_factory, encoder):
     folder = tmp_path_factory.mktemp("shards")
     documents = make_documents(60)
     single = Index.create(folder / "single", settings=IndexSettings(faiss="Flat"))
-    single._encoder = encoder
     single.add(documents)
     sharded = ShardedIndex.create(folder / "sharded", 3, settings=IndexSettings(faiss="Flat"))
-    sharded._encoder = encoder
     sharded.add(documents)
     return single, sharded, documents
 
@@ -85,7 +83,6 @@ def test_empty_shards_search_like_the_rest(tmp_path, encoder):
     single = Index.create(tmp_path / "single")
     sharded = ShardedIndex.create(tmp_path / "sharded", 8)
     for index in (single, sharded):
-        index._encoder = encoder
         index.add(documents)
     assert sorted(sharded.info()["shards"].values()).count(0) >= 6
     for mode in ("dense", "keyword", "hybrid"):
@@ -236,14 +233,12 @@ def test_killed_workers_then_rerun_give_the_uninterrupted_index(tmp_path, local_
     """An embedding worker killed mid-run is replaced and its chunk retried; a shard writer
     killed mid-run stops the run with a clear error, and a re-run completes the same index."""
     from semsearch.distributed import RayRunner
-    from semsearch.encoder import PRECISION_ENV, load_encoder
+    from semsearch.encoder import PRECISION_ENV
     from semsearch.errors import SemsearchError
 
     monkeypatch.setenv(PRECISION_ENV, "fp32")  # workers too: bf16 rounds by batch shape
-    encoder = load_encoder()
     documents = make_documents(2100)  # three chunks
     reference = ShardedIndex.create(tmp_path / "reference", 3)
-    reference._encoder = encoder
     reference.add(documents)
 
     def killing(runner, target, at):
@@ -254,7 +249,6 @@ def test_killed_workers_then_rerun_give_the_uninterrupted_index(tmp_path, local_
 
     runner = RayRunner(workers=2)
     sharded = ShardedIndex.create(tmp_path / "embedder-killed", 3, runner=runner)
-    sharded._encoder = encoder
     result = sharded.add(killing(runner, lambda r: r.embedder_pids()[0], 1100),
                          commit_seconds=0)
     assert result.added == len(documents)
@@ -262,7 +256,6 @@ def test_killed_workers_then_rerun_give_the_uninterrupted_index(tmp_path, local_
 
     runner = RayRunner(workers=2)
     sharded = ShardedIndex.create(tmp_path / "writer-killed", 3, runner=runner)
-    sharded._encoder = encoder
     with pytest.raises(SemsearchError, match="run the same command again"):
         sharded.add(killing(runner, lambda r: r.writer_pids()[1], 2060), commit_seconds=0)
     assert ShardedIndex.open(sharded.path).info()["documents"] < len(documents)
