@@ -1,5 +1,7 @@
-"""The docs follow the code: every command's --help is in docs/cli.md as it prints now."""
+"""The docs follow the code: every command's --help is in docs/cli.md, and every endpoint in
+docs/http-api.md, as the code has them now."""
 
+import re
 from pathlib import Path
 
 import click
@@ -30,3 +32,23 @@ def test_every_command_has_its_help_in_the_cli_reference():
 
 def test_the_cli_reference_is_what_cog_generates_now():
     assert Cog().main(["cog", "--check", str(DOCS / "cli.md")]) == 0  # else: cog -r docs/cli.md
+
+
+def test_every_endpoint_is_in_the_http_reference(tmp_path, encoder):
+    from fastapi.routing import APIRoute
+
+    from semsearch.index import Index
+    from semsearch.server import create_app
+
+    reference = (DOCS / "http-api.md").read_text()
+    routes = [(method, re.sub(r":\w+}", "}", route.path))  # {id:path} is {id} in the schema
+              for route in create_app(Index.create(tmp_path / "i")).routes
+              if isinstance(route, APIRoute) and route.include_in_schema
+              for method in route.methods]
+    assert len(routes) >= 9
+    missing = [route for route in routes if f"## `{route[0]} {route[1]}`" not in reference]
+    assert missing == []
+
+
+def test_the_http_reference_is_what_cog_generates_now(encoder):
+    assert Cog().main(["cog", "--check", str(DOCS / "http-api.md")]) == 0  # else: cog -r
