@@ -175,20 +175,29 @@ def test_health_answers_at_once_while_the_reader_thread_is_busy(client):
 def test_health_answers_while_a_long_batch_is_served(client):
     long_query = "the crust of a loaf baked golden in a hot oven " * 12  # ~256 tokens each
     batch = {"queries": [f"{long_query} {n}" for n in range(256)], "k": 5, "mode": "dense"}
+
+    def busy_for(seconds: float) -> list[int]:
+        """Batches back to back until ``seconds`` have passed: the reader thread never rests,
+        however fast this CPU embeds (one batch took 1.4 s with AMX, 4 s with AVX2 only)."""
+        statuses: list[int] = []
+        while time.monotonic() - started < seconds and len(statuses) < 8:
+            statuses.append(client.post("/search", json=batch).status_code)
+        return statuses
+
     with ThreadPoolExecutor(1) as pool:
         started = time.monotonic()
-        searching = pool.submit(client.post, "/search", json=batch)
-        time.sleep(0.3)  # the batch is on the reader thread by now
+        searching = pool.submit(busy_for, 2.0)
+        time.sleep(0.3)  # the first batch is on the reader thread by now
         slowest, answered = 0.0, 0
-        while not searching.done() and answered < 200:
+        while not searching.done() and answered < 400:
             asked = time.monotonic()
             assert client.get("/health").status_code == 200
             slowest = max(slowest, time.monotonic() - asked)
             answered += 1
             time.sleep(0.02)
-        assert searching.result().status_code == 200
+        assert set(searching.result()) == {200}
         took = time.monotonic() - started
-    assert took > 1.5, f"the batch took {took:.1f} s: too short to show anything"
+    assert took > 1.5, f"the batches took {took:.1f} s: too short to show anything"
     assert answered >= 3 and slowest < 0.25, (answered, slowest, took)
 
 
