@@ -55,8 +55,9 @@ def main() -> None:
             ("+ load the model", python("from semsearch.encoder import load_encoder;"
                                         " load_encoder()")),
             ("+ open the index, search (dense)", python(
-                "from semsearch import Index;"
-                f" Index.open({index!r}).search('how do I bake bread', mode='dense')")),
+                "from semsearch import Index, SearchOptions;"
+                f" Index.open({index!r}).search('how do I bake bread',"
+                " SearchOptions(mode='dense'))")),
             ("semsearch query (one-shot, hybrid)", query),
         ]
         rows = [{"step": name, "seconds": wall(command, args.runs)} for name, command in steps]

@@ -24,7 +24,7 @@ from _common import report
 
 READER = """
 import json, os, sys, time
-from semsearch import Index
+from semsearch import Index, SearchOptions
 from semsearch.errors import IndexNotFoundError
 path, stop, pause, queries = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4:]
 served = errors = 0
@@ -32,7 +32,7 @@ index = None
 while not os.path.exists(stop):
     try:
         index = index or Index.open(path)
-        hits = index.search(queries[served % len(queries)], k=10, mode="hybrid")[0]
+        hits = index.search(queries[served % len(queries)], SearchOptions(k=10, mode="hybrid"))[0]
         served += 1
     except IndexNotFoundError:
         pass  # the writer has not created it yet

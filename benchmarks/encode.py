@@ -25,11 +25,11 @@ from _common import report
 from semsearch.encoder import (
     cpu_has_fast_bf16,
     default_device,
-    default_model_path,
     load_encoder,
     resolve_precision,
 )
 from semsearch.evaluation import read_sts
+from semsearch.model_folder import default_model_path
 
 
 def measure(name: str, encode, first, second, gold, abstracts, queries) -> dict:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import semsearch  # noqa: F401  (offline environment)
 from _common import beir_arguments, beir_index, report
 from semsearch.evaluation import rank_documents, retrieval_metrics
-from semsearch.search import Fusion
+from semsearch.search import SearchOptions
 from semsearch.store import FTS_TOKENIZER
 
 TOKENIZERS = ["porter", "unicode61", "unicode61 remove_diacritics 2", "trigram"]
@@ -38,9 +38,9 @@ def main() -> None:
     index, queries, qrels = beir_index(args.folder, args.split, args.index)
     rows = []
 
-    def score(setting: str, mode: str, fusion: Fusion | None = None) -> None:
-        metrics = retrieval_metrics(rank_documents(index, queries, mode=mode, fusion=fusion),
-                                    qrels)
+    def score(setting: str, mode: str, **fusion) -> None:
+        metrics = retrieval_metrics(rank_documents(index, queries,
+                                                   SearchOptions(mode=mode, **fusion)), qrels)
         rows.append({"mode": mode, "setting": setting, **metrics})
         print(rows[-1], flush=True)
 
@@ -55,9 +55,9 @@ def main() -> None:
                      **retrieval_metrics(keyword_rankings(index, queries, drop), qrels)})
         print(rows[-1], flush=True)
     for rrf_k in RRF_KS:
-        score(f"rrf k={rrf_k}", "hybrid", Fusion("rrf", rrf_k=rrf_k))
+        score(f"rrf k={rrf_k}", "hybrid", fusion="rrf", rrf_k=rrf_k)
     for alpha in ALPHAS:
-        score(f"weighted alpha={alpha}", "hybrid", Fusion("weighted", alpha=alpha))
+        score(f"weighted alpha={alpha}", "hybrid", fusion="weighted", alpha=alpha)
     report(f"Search modes on {args.folder} ({args.split}, {len(queries)} queries)", rows,
            args.json_path, vars(args))
 

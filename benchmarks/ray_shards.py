@@ -22,6 +22,7 @@ from pathlib import Path
 import semsearch  # noqa: F401  (offline environment)
 from _common import report
 from semsearch.evaluation import read_beir
+from semsearch.search import SearchOptions
 
 CASES = [("dense", {}), ("keyword", {}), ("hybrid", {}), ("hybrid", {"by_document": True})]
 
@@ -69,10 +70,10 @@ def main() -> None:
         rows = []
         for mode, options in CASES:
             started = time.perf_counter()
-            expected = single.search(queries, k=args.k, mode=mode, **options)
+            expected = single.search(queries, SearchOptions(k=args.k, mode=mode, **options))
             single_seconds = time.perf_counter() - started
             started = time.perf_counter()
-            found = sharded.search(queries, k=args.k, mode=mode, **options)
+            found = sharded.search(queries, SearchOptions(k=args.k, mode=mode, **options))
             sharded_seconds = time.perf_counter() - started
             order = sum([h.unit_id for h in a] != [h.unit_id for h in b]
                         for a, b in zip(expected, found, strict=True))

@@ -15,7 +15,7 @@ import time
 
 import semsearch  # noqa: F401  (offline environment)
 from _common import beir_arguments, beir_index, percentile, report
-from semsearch.search import MODES
+from semsearch.search import MODES, SearchOptions
 
 
 def main() -> None:
@@ -25,12 +25,12 @@ def main() -> None:
     index, queries, _ = beir_index(args.folder, args.split, args.index)
     texts = list(queries.values())[:args.queries]
     for mode in MODES:  # warm-up: model weights, SQLite pages, FAISS memory
-        index.search(texts[:20], mode=mode)
+        index.search(texts[:20], SearchOptions(mode=mode))
     timings: dict[str, list[float]] = {mode: [] for mode in MODES}
     for number, text in enumerate(texts):
         for mode in MODES[number % len(MODES):] + MODES[:number % len(MODES)]:
             started = time.perf_counter()
-            index.search(text, k=10, mode=mode)
+            index.search(text, SearchOptions(k=10, mode=mode))
             timings[mode].append(1000 * (time.perf_counter() - started))
     rows = [{"mode": mode, "queries": len(texts), "p50 ms": statistics.median(found),
              "p95 ms": percentile(found, 0.95), "mean ms": statistics.fmean(found)}

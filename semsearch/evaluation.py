@@ -9,14 +9,15 @@ import math
 import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
+from typing import Any, cast
 
-from semsearch.encoder import load_encoder
+from semsearch.encoder import Runtime, load_encoder
 from semsearch.errors import InputError
 from semsearch.index import Index, IndexSettings
-from semsearch.ingest import Document
-from semsearch.search import DEFAULT_MODE, Fusion
+from semsearch.readers import Document
+from semsearch.search import DEFAULT_MODE, Mode, SearchOptions
 
 
 def held_out(query_id: str, fraction: float) -> bool:
@@ -46,12 +47,13 @@ def read_sts(path: str | Path) -> tuple[list[str], list[str], list[float]]:
 
 def evaluate_sts(
     path: str | Path, *, model: str | None = None, pooling: str | None = None,
-    batch_size: int = 32,
+    batch_size: int = 32, runtime: Runtime | None = None,
 ) -> dict:
     from scipy.stats import pearsonr, spearmanr
 
     first, second, scores = read_sts(path)
-    encoder = load_encoder(model, pooling)
+    runtime = runtime or Runtime()
+    encoder = load_encoder(model, pooling, precision=runtime.precision, backend=runtime.backend)
     # Through the encoder itself, so every backend and precision is measured as it searches.
     vectors = encoder.encode(first + second, batch_size=batch_size)
     cosines = (vectors[:len(first)] * vectors[len(first):]).sum(axis=1)
@@ -110,24 +112,27 @@ def retrieval_metrics(rankings: dict[str, list[str]], qrels: dict[str, dict[str,
             "recall@100": round(100 * sum(recall) / count, 2), "queries": len(rankings)}
 
 
-def rank_documents(index: Index, queries: dict[str, str], *, mode: str = "dense",
-                   fusion: Fusion | None = None, k: int = 100) -> dict[str, list[str]]:
-    """Document ids per query id, best first (each document scored by its best unit)."""
+def rank_documents(index: Index, queries: dict[str, str],
+                   options: SearchOptions | None = None) -> dict[str, list[str]]:
+    """Document ids per query id, best first (each document scored by its best unit): the
+    top 100 (what Recall@100 reads) in ``options``' mode and fusion."""
     query_ids = list(queries)
-    results = index.search([queries[q] for q in query_ids], k=k, mode=mode, fusion=fusion,
-                           by_document=True)
+    options = replace(options or SearchOptions(mode="dense"), k=100, by_document=True)
+    results = index.search([queries[q] for q in query_ids], options)
     return {q: [hit.document_id for hit in hits]
             for q, hits in zip(query_ids, results, strict=True)}
 
 
 def evaluate_retrieval(
     folder: str | Path, *, split: str = "test", modes: Sequence[str] = (DEFAULT_MODE,),
-    fusion: Fusion | None = None, model: str | None = None, pooling: str | None = None,
+    fusion: SearchOptions | None = None, model: str | None = None, pooling: str | None = None,
     unit: str = "document", chunk: bool = True, batch_size: int = 32, hold_out: float = 0.0,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, runtime: Runtime | None = None,
 ) -> dict:
     """Index the corpus into a temporary index (the same path as ``semsearch index``) and score
-    every judged query in each search mode (one index serves them all)."""
+    every judged query in each search mode (one index serves them all); ``fusion``: how hybrid
+    mode fuses (the default's otherwise)."""
+    fusion = fusion or SearchOptions()
     documents, queries, qrels = read_beir(folder, split)
     if hold_out:  # only the queries `semsearch train --hold-out` never trained on
         queries = {q: text for q, text in queries.items() if held_out(q, hold_out)}
@@ -135,23 +140,25 @@ def evaluate_retrieval(
         raise InputError(f"{folder}: no queries have judgements in qrels/{split}.tsv")
     with tempfile.TemporaryDirectory(prefix="semsearch-eval-") as tmp:
         index = Index.create(Path(tmp) / "index", model=model, pooling=pooling,
-                             settings=IndexSettings(unit=unit, chunk=chunk))
+                             settings=IndexSettings(unit=unit, chunk=chunk), runtime=runtime)
         index.add(documents, batch_size=batch_size, progress=progress)
         results = [{"mode": mode, **retrieval_metrics(
-            rank_documents(index, queries, mode=mode, fusion=fusion), qrels)} for mode in modes]
+            rank_documents(index, queries, replace(fusion, mode=cast(Mode, mode))), qrels)}
+            for mode in modes]
         manifest = index.manifest
         index.store.db.close()
     return {"folder": str(folder), "split": split, "documents": len(documents),
             "queries": len(queries), "model": manifest["model"], "pooling": manifest["pooling"],
             "unit": unit, "chunk": chunk, "hold_out": hold_out,
-            "fusion": asdict(fusion or Fusion()), "results": results}
+            "fusion": {"method": fusion.fusion, "rrf_k": fusion.rrf_k, "alpha": fusion.alpha},
+            "results": results}
 
 
 def read_labelled(paths: Sequence[str | Path], text_field: str = "text",
                   label_field: str = "label") -> tuple[list[str], list[str]]:
     """Texts and their labels from CSV, TSV or JSONL files (records without either are skipped
     with a warning, as `semsearch index` does)."""
-    from semsearch.ingest import ReadOptions, read_documents
+    from semsearch.readers import ReadOptions, read_documents
 
     def warn(message: str) -> None:
         raise InputError(message)
@@ -173,12 +180,15 @@ def read_labelled(paths: Sequence[str | Path], text_field: str = "text",
 def evaluate_clustering(
     paths: Sequence[str | Path], *, text_field: str = "text", label_field: str = "label",
     method: str = "kmeans", k: int | None = None, seeds: int = 10, model: str | None = None,
-    pooling: str | None = None, batch_size: int = 32, **options,
+    pooling: str | None = None, batch_size: int = 32, runtime: Runtime | None = None,
+    **options: Any,
 ) -> dict:
     """V-measure, NMI and ARI (×1, mean and standard deviation over seeds) of clustering the
     embedded texts against their labels; k-means uses k = number of labels unless given."""
     texts, labels = read_labelled(paths, text_field, label_field)
-    vectors = load_encoder(model, pooling).encode(texts, batch_size=batch_size)
+    runtime = runtime or Runtime()
+    vectors = load_encoder(model, pooling, precision=runtime.precision,
+                           backend=runtime.backend).encode(texts, batch_size=batch_size)
     if method == "kmeans" and k is None:
         k = len(set(labels))
     return {"files": [str(p) for p in paths], "items": len(texts), "labels": len(set(labels)),

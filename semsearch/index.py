@@ -15,20 +15,20 @@ import shutil
 import sqlite3
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 from semsearch.encoder import (
     Encoder,
+    Runtime,
     encoder_setup,
     load_encoder,
-    model_fingerprint,
-    model_name,
-    resolve_model_path,
 )
 from semsearch.errors import (
     CorruptIndexError,
@@ -39,8 +39,11 @@ from semsearch.errors import (
     InputError,
     WriteError,
 )
-from semsearch.ingest import UNIT_KINDS, Document, Span, unit_spans
+from semsearch.model_folder import model_fingerprint, model_name, resolve_model_path
+from semsearch.readers import Document
+from semsearch.search import Hit, SearchOptions, search
 from semsearch.store import FORMAT_VERSION, SALVAGE_COLUMNS, Store
+from semsearch.units import UNIT_KINDS, Span, unit_spans
 from semsearch.vectors import (
     AUTO,
     DEFAULT_RECALL,
@@ -82,13 +85,21 @@ class IndexSettings:
 
 @dataclass
 class AddResult:
+    """What an add did: the one summary the command line, the HTTP API and Python report."""
+
     added: int = 0
     replaced: int = 0
-    skipped: int = 0
-    empty: int = 0
+    skipped: int = 0  # unchanged (same content hash): not embedded again
+    empty: int = 0  # no text to embed: skipped with a warning
     units: int = 0
-    truncated: int = 0
+    truncated: int = 0  # units longer than the model reads
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"added": self.added, "replaced": self.replaced, "unchanged": self.skipped,
+                "empty": self.empty, "units": self.units, "truncated": self.truncated,
+                "seconds": round(self.seconds, 2), "warnings": self.warnings}
 
     def count(self, prepared: PreparedChunk) -> None:
         """Add up one written chunk."""
@@ -122,6 +133,134 @@ def document_chunks(documents: Iterable[Document]) -> Iterator[list[Document]]:
     chunk is embedded as one piece, so its vectors do not depend on who embeds it."""
     for chunk in _chunks(documents, DOCS_PER_CHUNK):
         yield list({doc.id: doc for doc in chunk}.values())
+
+
+def check_settings(path: Path, manifest: dict, given: dict) -> None:
+    """Refuse settings that differ from those an existing index was built with: they are fixed
+    when it is created."""
+    built = {key: manifest[key] for key in asdict(IndexSettings())}
+    clash = {key: value for key, value in given.items() if built[key] != value}
+    if clash:
+        raise IndexMismatchError(f"{path} was built with {built}; {clash} would need a new index")
+
+
+class ChunkTarget(Protocol):
+    """Where :func:`add_chunks` sends each chunk: one index, or the shards of a sharded one."""
+
+    depth: int  # chunks that may be embedded and written while the next is prepared
+
+    def prepare(self, chunk: list[Document], warn: Callable[[str], None] | None
+                ) -> dict[int, PreparedChunk]:
+        """The chunk's documents that need embedding, by the part (shard) that holds them."""
+        ...
+
+    def embed(self, texts: list[str]) -> Any: ...
+
+    def write(self, parts: dict[int, PreparedChunk], ids: dict[int, list[int]],
+              rows: dict[int, list[int]], embeddings: Any) -> Any:
+        """Store each part's units under ``ids``, their vectors the ``rows`` of
+        ``embeddings``; returns what :meth:`settle` waits for."""
+        ...
+
+    def settle(self, pending: Any) -> None: ...
+
+    def sync(self) -> None:
+        """Make what was written visible to :meth:`prepare` (a document seen twice)."""
+        ...
+
+
+def add_chunks(target: ChunkTarget, documents: Iterable[Document], next_id: int,
+               progress: Callable[[int], None] | None = None,
+               warn: Callable[[str], None] | None = None) -> AddResult:
+    """The one add loop of every index: chunk → prepare → number → embed → write. Unit ids are
+    numbered in input order, whatever part a document goes to, so a sharded index numbers its
+    units exactly as one index would."""
+    result = AddResult()
+    started = time.monotonic()
+    in_flight: deque[tuple[Any, int]] = deque()  # (pending write, documents) per chunk
+    seen: set[str] = set()
+
+    def finish_oldest() -> None:
+        pending, count = in_flight.popleft()
+        target.settle(pending)
+        if progress:
+            progress(count)
+
+    for chunk in document_chunks(documents):
+        if not seen.isdisjoint(doc.id for doc in chunk):  # a document seen before: its first
+            while in_flight:                             # version must be written before we
+                finish_oldest()                          # compare
+            target.sync()
+        seen.update(doc.id for doc in chunk)
+        parts = target.prepare(chunk, warn)
+        for prepared in parts.values():
+            result.count(prepared)
+        position = {doc.id: number for number, doc in enumerate(chunk)}
+        units = sorted((position[doc.id], part, len(spans)) for part, prepared in parts.items()
+                       for doc, spans in zip(prepared.fresh, prepared.spans, strict=True))
+        texts_of = {part: iter(prepared.texts) for part, prepared in parts.items()}
+        ids: dict[int, list[int]] = {part: [] for part in parts}
+        rows: dict[int, list[int]] = {part: [] for part in parts}
+        texts: list[str] = []
+        for _, part, count in units:
+            for _ in range(count):
+                ids[part].append(next_id)
+                rows[part].append(len(texts))
+                texts.append(next(texts_of[part]))
+                next_id += 1
+        in_flight.append((target.write(parts, ids, rows, target.embed(texts)), len(chunk)))
+        while len(in_flight) > target.depth:
+            finish_oldest()
+    while in_flight:
+        finish_oldest()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+class ChunkWriter:
+    """Writes prepared chunks into one index (inside its :meth:`Index.writing`), committing
+    every ``commit_seconds``: an interrupted run keeps what was committed, a re-run skips it."""
+
+    def __init__(self, index: Index, commit_seconds: float = 60.0):
+        self.index = index
+        self.commit_seconds = commit_seconds
+        self._last_commit = time.monotonic()
+
+    def write(self, prepared: PreparedChunk, ids: list[int], embeddings: np.ndarray,
+              rows: list[int]) -> None:
+        self.index.write(prepared, ids, np.ascontiguousarray(embeddings[rows]))
+        if time.monotonic() - self._last_commit >= self.commit_seconds:
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        self.index.checkpoint()
+        self._last_commit = time.monotonic()
+
+
+class _OneIndex:
+    """One index as the :class:`ChunkTarget` of its own adds: embedded and written in turn."""
+
+    depth = 0
+
+    def __init__(self, index: Index, writer: ChunkWriter, batch_size: int):
+        self.index, self.writer, self.batch_size = index, writer, batch_size
+
+    def prepare(self, chunk: list[Document], warn: Callable[[str], None] | None
+                ) -> dict[int, PreparedChunk]:
+        return {0: self.index.prepare(chunk, warn)}
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self.index.encoder.encode(texts, self.batch_size)
+
+    def write(self, parts: dict[int, PreparedChunk], ids: dict[int, list[int]],
+              rows: dict[int, list[int]], embeddings: np.ndarray) -> None:
+        self.writer.write(parts[0], ids[0], embeddings, rows[0])
+
+    def settle(self, pending: None) -> None:
+        pass
+
+    def sync(self) -> None:
+        pass  # one transaction: prepare already sees what it wrote
 
 
 def recall_shortfall(info: dict) -> str | None:
@@ -166,9 +305,10 @@ class Index:
     """The Python API under the CLI: ``Index.open(path).add(docs)``, ``.search(...)``."""
 
     def __init__(self, path: Path, store: Store, encoder: Encoder | None = None,
-                 mmap: bool = False):
+                 mmap: bool = False, runtime: Runtime | None = None):
         self.path = path
         self.store = store
+        self.runtime = runtime or Runtime()  # how this process runs the index's model
         self._encoder = encoder
         self._vectors: VectorIndex | None = None
         self._vectors_file: str | None = None  # the manifest's file that _vectors came from
@@ -182,15 +322,17 @@ class Index:
     @classmethod
     def create(
         cls, path: str | os.PathLike, *, model: str | None = None, pooling: str | None = None,
-        settings: IndexSettings | None = None,
+        settings: IndexSettings | None = None, runtime: Runtime | None = None,
     ) -> Index:
         path = Path(path)
+        runtime = runtime or Runtime()
         settings = settings or IndexSettings()
         if settings.unit not in UNIT_KINDS:
             raise InputError(f"unknown unit {settings.unit!r}; choose from {', '.join(UNIT_KINDS)}")
         if (path / STORE_FILE).exists():
             raise IndexExistsError(f"an index already exists at {path}")
-        encoder = load_encoder(model, pooling)
+        encoder = load_encoder(model, pooling, precision=runtime.precision,
+                               backend=runtime.backend)
         check_factory(settings.faiss, encoder.dimension)
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -222,12 +364,12 @@ class Index:
         finally:
             for leftover in (draft, *(Path(f"{draft}{end}") for end in ("-wal", "-shm"))):
                 leftover.unlink(missing_ok=True)
-        return cls(path, Store(path / STORE_FILE), encoder)
+        return cls(path, Store(path / STORE_FILE), encoder, runtime=runtime)
 
     @classmethod
     def open(
         cls, path: str | os.PathLike, *, model: str | None = None, pooling: str | None = None,
-        verify: bool = True, mmap: bool = False,
+        verify: bool = True, mmap: bool = False, runtime: Runtime | None = None,
     ) -> Index:
         """Open an existing index; ``model``/``pooling``, when given, must match what built it.
 
@@ -240,7 +382,7 @@ class Index:
             store = Store(path / STORE_FILE)
         except sqlite3.OperationalError as exc:
             raise WriteError(f"cannot open {path}: {exc}{_low_disk(path)}") from None
-        index = cls(path, store, mmap=mmap)
+        index = cls(path, store, mmap=mmap, runtime=runtime)
         manifest = index.manifest
         if manifest.get("format_version", 0) > FORMAT_VERSION:
             raise IndexMismatchError(
@@ -262,22 +404,18 @@ class Index:
     @classmethod
     def open_or_create(
         cls, path: str | os.PathLike, *, model: str | None = None, pooling: str | None = None,
-        **settings,
+        runtime: Runtime | None = None, **settings: Any,
     ) -> Index:
         """Open the index at ``path``, or create it; ``settings`` given (not None) must match."""
         given = {key: value for key, value in settings.items() if value is not None}
         if not (Path(path) / STORE_FILE).exists():
             try:
                 return cls.create(path, model=model, pooling=pooling,
-                                  settings=IndexSettings(**given))
+                                  settings=IndexSettings(**given), runtime=runtime)
             except IndexExistsError:  # another run created it a moment ago: join it
                 pass
-        index = cls.open(path, model=model, pooling=pooling)
-        built = {key: index.manifest[key] for key in asdict(IndexSettings())}
-        clash = {key: value for key, value in given.items() if built[key] != value}
-        if clash:
-            raise IndexMismatchError(
-                f"{path} was built with {built}; {clash} would need a new index")
+        index = cls.open(path, model=model, pooling=pooling, runtime=runtime)
+        check_settings(Path(path), index.manifest, given)
         return index
 
     @property
@@ -288,13 +426,22 @@ class Index:
     def encoder(self) -> Encoder:
         if self._encoder is None:
             manifest = self.manifest
-            encoder = load_encoder(manifest["model"], manifest["pooling"])
+            encoder = load_encoder(manifest["model"], manifest["pooling"],
+                                   precision=self.runtime.precision, backend=self.runtime.backend)
             if model_fingerprint(encoder.path) != manifest["model_fingerprint"]:
                 raise IndexMismatchError(
                     f"the model at {encoder.path} has changed since {self.path} was built;"
                     " rebuild the index or restore the model")
             self._encoder = encoder
         return self._encoder
+
+    def use_encoder(self, encoder: Encoder) -> None:
+        """Embed with an encoder already loaded for the same model (a sharded index lends its
+        own to each shard) instead of loading another."""
+        if model_fingerprint(encoder.path) != self.manifest["model_fingerprint"]:
+            raise IndexMismatchError(f"{self.path} was built with model {self.manifest['model']},"
+                                     f" not {model_name(encoder.path)}")
+        self._encoder = encoder
 
     @property
     def vectors(self) -> VectorIndex:
@@ -442,23 +589,9 @@ class Index:
         Work is committed every ``commit_seconds``, so an interrupted run keeps what it did and
         a re-run carries on where it stopped. ``progress`` is called with each chunk's doc count.
         """
-        result = AddResult()
-        started = time.monotonic()
         with self.writing():
-            last_commit = time.monotonic()
-            for chunk in document_chunks(documents):
-                prepared = self.prepare(chunk, warn)
-                first = self.manifest["next_unit_id"]  # as the last writer left it
-                ids = list(range(first, first + len(prepared.texts)))
-                self.write(prepared, ids, self.encoder.encode(prepared.texts, batch_size))
-                result.count(prepared)
-                if progress:
-                    progress(len(chunk))
-                if time.monotonic() - last_commit >= commit_seconds:
-                    self.checkpoint()
-                    last_commit = time.monotonic()
-        result.seconds = time.monotonic() - started
-        return result
+            target = _OneIndex(self, ChunkWriter(self, commit_seconds), batch_size)
+            return add_chunks(target, documents, self.manifest["next_unit_id"], progress, warn)
 
     def prepare(self, chunk: list[Document], warn: Callable[[str], None] | None = None
                 ) -> PreparedChunk:
@@ -621,7 +754,8 @@ class Index:
             try:
                 fresh = Index.create(draft, model=manifest["model"], pooling=manifest["pooling"],
                                      settings=IndexSettings(**{
-                                         key: manifest[key] for key in asdict(IndexSettings())}))
+                                         key: manifest[key] for key in asdict(IndexSettings())}),
+                                     runtime=self.runtime)
                 kept = {key: manifest[key] for key in ("recall", "vectors_generation")
                         if key in manifest}  # the new file's name follows the old one's
                 fresh.store.set_manifest(kept)
@@ -712,12 +846,11 @@ class Index:
         finally:
             self.store.db.rollback()  # nothing was written
 
-    def search(self, queries: list[str] | str, **options):
+    def search(self, queries: list[str] | str,
+               options: SearchOptions | None = None) -> list[list[Hit]]:
         """Nearest units (or documents) for each query; see :func:`semsearch.search.search`."""
-        from semsearch.search import search
-
         with self.reading():
-            return search(self, queries, **options)
+            return search(self, queries, options)
 
     def info(self) -> dict:
         manifest = self.manifest
@@ -734,5 +867,5 @@ class Index:
             "search_effort": manifest.get("search_effort"),
             "measured_recall": manifest.get("measured_recall"), "bytes": sum(files.values()),
             "files": files,
-            "created": manifest["created"], "encoder": encoder_setup(),
+            "created": manifest["created"], "encoder": encoder_setup(self.runtime),
         }

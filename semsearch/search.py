@@ -9,8 +9,9 @@ import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from functools import lru_cache
+from typing import Any, Literal, Protocol, get_args, get_origin, get_type_hints
 
 import numpy as np
 
@@ -32,6 +33,8 @@ class SearchStore(Protocol):
 
     def neighbours(self, document_id: str, ordinal: int,
                    radius: int) -> list[tuple[int, str]]: ...
+
+    def cluster_run(self, run_id: int | None = None) -> dict: ...
 
 
 class SearchVectors(Protocol):
@@ -65,8 +68,10 @@ class SearchSource(Protocol):
     def encoder(self) -> QueryEncoder: ...
 
 
-MODES = ("dense", "keyword", "hybrid")
-FUSIONS = ("rrf", "weighted")
+Mode = Literal["dense", "keyword", "hybrid"]
+FusionMethod = Literal["rrf", "weighted"]
+MODES: tuple[str, ...] = get_args(Mode)
+FUSIONS: tuple[str, ...] = get_args(FusionMethod)
 # Defaults chosen on SciFact train queries with benchmarks/hybrid_tuning.py.
 DEFAULT_MODE = "hybrid"
 DEFAULT_FUSION = "weighted"
@@ -75,6 +80,122 @@ DEFAULT_ALPHA = 0.6
 # Each ranking hands this many candidates (at least) to the fusion; dense candidates below the
 # BM25 top this deep score 0 on keywords (reading 1000 deep gained 0.05 nDCG@10 on SciFact).
 HYBRID_CANDIDATES = 100
+# Bounds of one search, the same from every front end: far above any real use, and low enough
+# that one request to a server without a token cannot exhaust it.
+MAX_K = 1000
+MAX_CONTEXT = 20
+MAX_EFFORT = 1 << 16  # nprobe of the largest IVF the auto factory builds; efSearch as wide
+
+
+def _option(default: Any, help: str, *, low: float | None = None, high: float | None = None,
+            open_low: bool = False) -> Any:
+    """A :class:`SearchOptions` field: its default, its help and its bounds, which every front
+    end reads from here (see :func:`option_specs`)."""
+    metadata = {"help": help, "low": low, "high": high, "open_low": open_low}
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """Every search option with its default and bounds: the single definition that the command
+    line, the HTTP API and ``Index.search`` take (a test checks all three against it)."""
+
+    k: int = _option(10, "Hits per query.", low=1, high=MAX_K)
+    mode: Mode = _option(DEFAULT_MODE, "dense: embeddings; keyword: full-text BM25; hybrid:"
+                                       " both, fused.")
+    where: dict[str, str] = _option({}, "Only documents whose metadata KEY equals VALUE.")
+    by_document: bool = _option(False, "One hit per document (its best unit).")
+    cluster: str | None = _option(None, "Only units in cluster ID, or RUN:ID, of a stored"
+                                        " `semsearch cluster` run (default run: the latest).")
+    min_score: float | None = _option(None, "Drop hits below this cosine similarity (BM25"
+                                            " score in keyword mode).")
+    context: int = _option(0, "Neighbouring units returned on each side of a hit.", low=0,
+                           high=MAX_CONTEXT)
+    effort: int | None = _option(None, "nprobe (IVF) or efSearch (HNSW) for this search,"
+                                       " instead of the one the index was tuned to (see index"
+                                       " --recall).", low=1, high=MAX_EFFORT)
+    fusion: FusionMethod = _option(DEFAULT_FUSION, "Hybrid mode: reciprocal-rank fusion or a"
+                                                   " weighted sum of normalised dense and"
+                                                   " keyword scores.")
+    rrf_k: float = _option(DEFAULT_RRF_K, "rrf: a hit at rank r in either ranking adds"
+                                          " 1/(rrf-k + r).", low=0, open_low=True)
+    alpha: float = _option(DEFAULT_ALPHA, "weighted: weight of the dense score.", low=0, high=1)
+
+    def __post_init__(self) -> None:
+        for spec in option_specs():
+            spec.check(getattr(self, spec.name))
+        for key, value in self.where.items():
+            if not (isinstance(key, str) and isinstance(value, str)):
+                raise InputError("--where takes text keys and values")
+        if self.cluster is not None:
+            cluster_reference(self.cluster)  # the form now, the run when searching
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One search option as a front end needs it: its name, type, default, help and bounds."""
+
+    name: str
+    type: Any  # the Python type: int, float, bool, str, dict[str, str] or a Literal of choices
+    default: Any
+    help: str
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+
+    @property
+    def flag(self) -> str:
+        """The option as the command line spells it (and as errors name it)."""
+        return "-k" if self.name == "k" else "--" + self.name.replace("_", "-")
+
+    @property
+    def choices(self) -> tuple[str, ...] | None:
+        return get_args(self.type) if get_origin(self.type) is Literal else None
+
+    @property
+    def optional(self) -> bool:
+        return type(None) in get_args(self.type)
+
+    def check(self, value: Any) -> None:
+        """Refuse a value outside the option's choices or bounds, with a one-line error."""
+        if value is None and self.optional:
+            return
+        if self.choices is not None:
+            if value not in self.choices:
+                raise InputError(f"{self.flag} must be one of {', '.join(self.choices)}")
+            return
+        number = {int, float} & {self.type, *get_args(self.type)}
+        if not number:
+            return
+        if isinstance(value, bool) or not isinstance(value, int | float) or (
+                int in number and float not in number and not isinstance(value, int)):
+            raise InputError(f"{self.flag} must be a{'n integer' if int in number else ' number'}")
+        low, high = self.low, self.high
+        if int in number:
+            if low is not None and value < low:
+                raise InputError(f"{self.flag} must be at least {low}")
+            if high is not None and value > high:
+                raise InputError(f"{self.flag} must be at most {high}")
+            return
+        within = math.isfinite(value) and (low is None or value > low or (
+            value == low and not self.open_low)) and (high is None or value <= high)
+        if not within:  # NaN is refused too: it compares false
+            if low is not None and high is not None:
+                raise InputError(f"{self.flag} must be between {low:g} and {high:g}")
+            if low == 0 and self.open_low:
+                raise InputError(f"{self.flag} must be a positive finite number")
+            raise InputError(f"{self.flag} must be a finite number")
+
+
+@lru_cache(maxsize=1)
+def option_specs() -> tuple[OptionSpec, ...]:
+    """The fields of :class:`SearchOptions`, in order, with their types resolved."""
+    types = get_type_hints(SearchOptions)
+    return tuple(OptionSpec(name=item.name, type=types[item.name],
+                            default={} if item.default is MISSING else item.default,
+                            **item.metadata) for item in fields(SearchOptions))
 
 
 @dataclass
@@ -111,23 +232,6 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-@dataclass
-class Fusion:
-    """How hybrid mode merges the two rankings: reciprocal ranks or normalised scores."""
-
-    method: str = DEFAULT_FUSION
-    rrf_k: float = DEFAULT_RRF_K
-    alpha: float = DEFAULT_ALPHA  # weight of the dense score in ``weighted``
-
-    def __post_init__(self):
-        if self.method not in FUSIONS:
-            raise InputError(f"--fusion must be one of {', '.join(FUSIONS)}")
-        if not 0 <= self.alpha <= 1:  # NaN is refused too: it compares false
-            raise InputError("--alpha must be between 0 and 1")
-        if not (math.isfinite(self.rrf_k) and self.rrf_k > 0):  # NaN would score every hit NaN
-            raise InputError("--rrf-k must be a positive finite number")
-
-
 def parse_where(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
     """``["lang=en", "year=2020"]`` → ``{"lang": "en", "year": "2020"}``; a key given twice
     is refused (a document has one value per key: keeping either would be a silent guess)."""
@@ -144,39 +248,35 @@ def parse_where(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
     return where
 
 
-def parse_cluster(ref: str, latest_run: Callable[[], int]) -> tuple[int, int]:
-    """``"3"`` (cluster 3 of the latest run) or ``"2:3"`` (of run 2) → ``(run, cluster)``."""
+def cluster_reference(ref: str) -> tuple[int | None, int]:
+    """``"3"`` (cluster 3 of the latest run: run None) or ``"2:3"`` (of run 2) → ``(run,
+    cluster)``."""
     run, _, number = ref.strip().rpartition(":")
     if not number.lstrip("-").isdigit() or (run and not run.isdigit()):
         raise InputError(f"--cluster expects ID or RUN:ID, got {ref!r}")
-    return (int(run) if run else latest_run(), int(number))
+    return (int(run) if run else None, int(number))
 
 
 # A candidate: (ranking score, unit id, dense score or None, keyword score or None)
 Candidate = tuple[float, int, "float | None", "float | None"]
 
 
-def search(
-    index: SearchSource, queries: list[str] | str, *, k: int = 10, mode: str = DEFAULT_MODE,
-    fusion: Fusion | None = None, where: dict | None = None,
-    cluster: tuple[int, int] | None = None, by_document: bool = False,
-    min_score: float | None = None, context: int = 0, effort: int | None = None,
-) -> list[list[Hit]]:
-    """Top-k hits per query; ``by_document`` keeps each document's best unit; ``cluster`` =
-    (run, cluster) searches inside one cluster of a stored `semsearch cluster` run.
+def search(index: SearchSource, queries: list[str] | str,
+           options: SearchOptions | None = None) -> list[list[Hit]]:
+    """Top-k hits per query; ``by_document`` keeps each document's best unit; ``cluster``
+    searches inside one cluster of a stored `semsearch cluster` run.
 
     ``min_score`` is a floor on the cosine similarity in dense and hybrid modes (a fused score
     has no fixed scale) and on the BM25 score in keyword mode. A query without any word falls
     back to dense ranking in hybrid mode and finds nothing in keyword mode."""
     if isinstance(queries, str):
         queries = [queries]
-    if k < 1:
-        raise InputError("-k must be at least 1")
-    if mode not in MODES:
-        raise InputError(f"--mode must be one of {', '.join(MODES)}")
-    if min_score is not None and not math.isfinite(min_score):  # NaN would drop every hit
-        raise InputError("--min-score must be a finite number")
-    fusion = fusion or Fusion()
+    options = options or SearchOptions()
+    k, mode, where, effort = options.k, options.mode, options.where, options.effort
+    cluster = None
+    if options.cluster is not None:
+        run, number = cluster_reference(options.cluster)
+        cluster = (index.store.cluster_run()["id"] if run is None else run, number)
     subset = index.store.filtered_unit_ids(where, cluster) if where or cluster else None
     available = index.vectors.ntotal if subset is None else len(subset)
     if not queries:
@@ -193,31 +293,34 @@ def search(
                 embedded = index.encoder.encode(list(queries))
         if keyword is not None:
             pending.result()
-    floor = -np.inf if min_score is None else min_score
+    floor = -np.inf if options.min_score is None else options.min_score
     results = []
     for number in range(len(queries)):
         query_vector = embedded[number] if embedded is not None else None
 
-        def rank(fetch: int, number=number, query_vector=query_vector) -> list[Candidate]:
-            if mode == "dense":
+        def rank(fetch: int, number: int = number,
+                 query_vector: np.ndarray | None = query_vector) -> list[Candidate]:
+            if keyword is None:  # dense
+                assert query_vector is not None
                 return [(s, i, s, None) for s, i in _dense(index, query_vector, fetch, subset,
                                                            effort)]
-            if mode == "keyword":
+            if query_vector is None:  # keyword
                 return [(s, i, None, s) for s, i in keyword.ranking(number, fetch)[:fetch]]
-            return _hybrid(index, query_vector, fetch, subset, effort, fusion,
+            return _hybrid(index, query_vector, fetch, subset, effort, options,
                            keyword.ranking(number, fetch))
 
-        ranked = [c for c in _top(index, rank, k, available, by_document)
-                  if (c[3] if mode == "keyword" else c[2]) >= floor][:k]
+        score_of = 3 if mode == "keyword" else 2  # the score min_score is a floor on
+        ranked = [c for c in _top(index, rank, k, available, options.by_document)
+                  if (c[score_of] or 0.0) >= floor][:k]
         rows = index.store.hits([c[1] for c in ranked])
-        hits = []
+        hits: list[Hit] = []
         for score, unit_id, dense_score, keyword_score in ranked:
             row = rows[unit_id]
             hit = Hit(rank=len(hits) + 1, score=round(score, 6), unit_id=unit_id,
                       dense_score=_round(dense_score), keyword_score=_round(keyword_score), **row)
-            if context:
-                hit.context = [{"ordinal": o, "text": t} for o, t in
-                               index.store.neighbours(row["document_id"], row["ordinal"], context)]
+            if options.context:
+                hit.context = [{"ordinal": o, "text": t} for o, t in index.store.neighbours(
+                    row["document_id"], row["ordinal"], options.context)]
             hits.append(hit)
         results.append(hits)
     return results
@@ -259,12 +362,14 @@ def _top(index: SearchSource, rank: Callable[[int], list[Candidate]], k: int, av
         fetch = min(fetch * 4, available)
 
 
-def _dense(index: SearchSource, query_vector: np.ndarray, fetch: int, subset, effort: int):
+def _dense(index: SearchSource, query_vector: np.ndarray, fetch: int, subset: np.ndarray | None,
+           effort: int | None) -> list[tuple[float, int]]:
     return index.vectors.top(query_vector, fetch, subset, effort)
 
 
-def _hybrid(index: SearchSource, query_vector: np.ndarray, fetch: int, subset, effort: int,
-            fusion: Fusion, keyword_ranking: list[tuple[float, int]]) -> list[Candidate]:
+def _hybrid(index: SearchSource, query_vector: np.ndarray, fetch: int,
+            subset: np.ndarray | None, effort: int | None, fusion: SearchOptions,
+            keyword_ranking: list[tuple[float, int]]) -> list[Candidate]:
     """The top ``fetch`` of both rankings, each candidate scored both ways, then fused."""
     fetch = max(fetch, HYBRID_CANDIDATES)
     dense = _dense(index, query_vector, fetch, subset, effort)
@@ -274,7 +379,7 @@ def _hybrid(index: SearchSource, query_vector: np.ndarray, fetch: int, subset, e
     missing = np.array([i for _, i in keyword if i not in dense_scores], dtype=np.int64)
     dense_scores.update(zip(missing.tolist(), index.vectors.scores(query_vector, missing).tolist(),
                             strict=True))
-    if fusion.method == "rrf":
+    if fusion.fusion == "rrf":
         fused = dict.fromkeys(dense_scores, 0.0)
         for ranking in (dense, keyword):
             for position, (_, unit_id) in enumerate(ranking, start=1):

@@ -18,23 +18,26 @@ import hashlib
 import json
 import os
 import threading
-import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from semsearch.encoder import Encoder, Runtime, load_encoder
 from semsearch.errors import IndexExistsError, IndexMismatchError, IndexNotFoundError, InputError
 from semsearch.index import (
     STORE_FILE,
     AddResult,
+    ChunkWriter,
     Index,
     IndexSettings,
     PreparedChunk,
-    document_chunks,
+    add_chunks,
+    check_settings,
 )
-from semsearch.ingest import Document
+from semsearch.readers import Document
+from semsearch.search import Hit, SearchOptions, search
 
 SHARDS_FILE = "shards.json"
 SHARDS_FORMAT = 1
@@ -42,15 +45,6 @@ SHARDS_FORMAT = 1
 
 def is_sharded(path: str | os.PathLike) -> bool:
     return (Path(path) / SHARDS_FILE).exists()
-
-
-def open_index(path: str | os.PathLike, *, runner: Runner | None = None, verify: bool = True,
-               **options) -> Index | ShardedIndex:
-    """An index or a sharded index, whichever ``path`` holds (the runner only matters for a
-    sharded one)."""
-    if is_sharded(path):
-        return ShardedIndex.open(path, runner=runner, verify=verify, **options)
-    return Index.open(path, verify=verify, **options)
 
 
 def shard_of(document_id: str, shards: int) -> int:
@@ -116,7 +110,7 @@ class ShardReader:
     def manifest(self) -> dict:
         return self.index.manifest
 
-    # ---- k-means across shards (see semsearch.clustering.cluster_shards) ------------------
+    # ---- k-means across shards (see semsearch.clustering.cluster_dataset) -----------------
 
     def cluster_count(self, by_document: bool) -> int:
         return self.index.store.count("documents" if by_document else "units")
@@ -165,32 +159,25 @@ class ShardReader:
         return self.index.store.cluster_map(run_id)
 
 
-class ShardWriter:
-    """Writes one shard for the length of an indexing run, committing every ``commit_seconds``
-    (an interrupted run keeps each shard's committed work; a re-run skips it)."""
+class ShardWriter(ChunkWriter):
+    """Writes one shard for the length of an indexing run (see
+    :class:`~semsearch.index.ChunkWriter`), here or in a Ray actor."""
 
     def __init__(self, path: str | os.PathLike, commit_seconds: float = 60.0,
                  timeout: float = 0.0):
-        self.index = Index.open(path)
-        self.index.lock_timeout = timeout
-        self.commit_seconds = commit_seconds
+        index = Index.open(path)
+        index.lock_timeout = timeout
         self._session = contextlib.ExitStack()
-        self._session.enter_context(self.index.writing())
-        self._last_commit = time.monotonic()
+        self._session.enter_context(index.writing())
+        super().__init__(index, commit_seconds)
 
     def write(self, prepared: PreparedChunk, ids: list[int], embeddings: np.ndarray,
               rows: list[int]) -> None:
         try:
-            self.index.write(prepared, ids, np.ascontiguousarray(embeddings[rows]))
-            if time.monotonic() - self._last_commit >= self.commit_seconds:
-                self.checkpoint()
+            super().write(prepared, ids, embeddings, rows)
         except BaseException as exc:
             self.abandon(exc)
             raise
-
-    def checkpoint(self) -> None:
-        self.index.checkpoint()
-        self._last_commit = time.monotonic()
 
     def pid(self) -> int:
         return os.getpid()
@@ -237,8 +224,9 @@ class Runner:
         """``method(*args)`` on every actor (a read in its own snapshot), results in order."""
         return self.get([self.call(actor, "call", method, *args) for actor in actors])
 
-    def start_embedding(self, encoder, batch_size: int) -> None:
-        """Get encoders ready for :meth:`embed` (here: the one the caller loaded)."""
+    def start_embedding(self, encoder: Encoder, batch_size: int, runtime: Runtime) -> None:
+        """Get encoders ready for :meth:`embed` (here: the one the caller loaded, which
+        ``runtime`` made)."""
         self._encoder = encoder
         self._batch_size = batch_size
 
@@ -334,6 +322,70 @@ class _Vectors:
         return np.array([found[int(i)] for i in ids], dtype=np.float32)
 
 
+class _Shards:
+    """The shards as the :class:`~semsearch.index.ChunkTarget` of an add: each chunk's
+    documents prepared by their shard, embedded by the runner, written by the shard's writer."""
+
+    def __init__(self, runner: Runner, shards: list[Index], writers: list):
+        self.runner, self.shards, self.writers = runner, shards, writers
+        self.depth = 2 * runner.workers
+
+    def prepare(self, chunk: list[Document], warn: Callable[[str], None] | None
+                ) -> dict[int, PreparedChunk]:
+        parts = {}
+        for number, shard in enumerate(self.shards):
+            mine = [doc for doc in chunk if shard_of(doc.id, len(self.shards)) == number]
+            if mine:
+                parts[number] = shard.prepare(mine, warn)
+        return parts
+
+    def embed(self, texts: list[str]) -> Any:
+        return self.runner.embed(texts)
+
+    def write(self, parts: dict[int, PreparedChunk], ids: dict[int, list[int]],
+              rows: dict[int, list[int]], embeddings: Any) -> list:
+        return [self.runner.call(self.writers[number], "write", parts[number], ids[number],
+                                 embeddings, rows[number])
+                for number in parts if ids[number] or parts[number].replaced]
+
+    def settle(self, pending: list) -> None:
+        self.runner.get(pending)
+
+    def sync(self) -> None:  # the shards read content hashes through their own connections
+        self.runner.get([self.runner.call(writer, "checkpoint") for writer in self.writers])
+
+
+class _ClusterData:
+    """The shards as one :class:`~semsearch.clustering.ClusterDataset`: each shard's reader
+    counts, samples, assigns and saves its own items."""
+
+    def __init__(self, sharded: ShardedIndex):
+        self.runner, self.readers, self.store = sharded.runner, sharded.readers, sharded.store
+
+    def count(self, by_document: bool) -> int:
+        return sum(self.runner.map(self.readers, "cluster_count", by_document))
+
+    def sample(self, by_document: bool, fraction: float, seed: int) -> np.ndarray:
+        return np.vstack(self.runner.map(self.readers, "cluster_sample", by_document, fraction,
+                                         seed))
+
+    def assign(self, by_document: bool, centroids: np.ndarray) -> list[dict]:
+        return self.runner.map(self.readers, "cluster_assign", by_document, centroids)
+
+    def save(self, run: dict, clusters: list[dict], renumber: np.ndarray) -> None:
+        self.runner.get([self.runner.call(reader, "cluster_save", run, clusters, renumber)
+                         for reader in self.readers])
+
+    def describe(self) -> dict[str, int]:
+        return {"shards": len(self.readers)}
+
+    def cluster_runs(self) -> list[dict]:
+        return self.store.cluster_runs()
+
+    def cluster_run(self, run_id: int | None = None) -> dict:
+        return self.store.cluster_run(run_id)
+
+
 def _union(dicts: Iterable[dict]) -> dict:
     merged: dict = {}
     for part in dicts:
@@ -346,8 +398,10 @@ class ShardedIndex:
     spreads documents over the shards and embeds them with the runner's encoders."""
 
     def __init__(self, path: Path, runner: Runner | None = None, mmap: bool = False,
-                 model: str | None = None, pooling: str | None = None):
+                 model: str | None = None, pooling: str | None = None,
+                 runtime: Runtime | None = None):
         self.path = path
+        self.runtime = runtime or Runtime()
         self.runner = runner or Runner()  # actors elsewhere find the shards by absolute path
         layout = json.loads((path / SHARDS_FILE).read_text())
         if layout.get("format_version", 0) > SHARDS_FORMAT:
@@ -363,7 +417,7 @@ class ShardedIndex:
     @classmethod
     def create(cls, path: str | os.PathLike, shards: int, *, model: str | None = None,
                pooling: str | None = None, settings: IndexSettings | None = None,
-               runner: Runner | None = None) -> ShardedIndex:
+               runner: Runner | None = None, runtime: Runtime | None = None) -> ShardedIndex:
         """Create ``shards`` empty indexes, then the layout file that makes them one index
         (a run that dies before it can simply be repeated)."""
         path = Path(path)
@@ -375,7 +429,7 @@ class ShardedIndex:
         for name in names:  # a run creating the same index at the same moment joins in
             try:
                 shard = Index.create(path / name, model=model, pooling=pooling,
-                                     settings=settings)
+                                     settings=settings, runtime=runtime)
             except IndexExistsError:
                 shard = Index.open(path / name, model=model, pooling=pooling, verify=False)
             shard.store.close()
@@ -384,18 +438,18 @@ class ShardedIndex:
                                       "hash": "blake2b-64 of the document id, modulo shards"},
                                      indent=2))
         os.replace(layout, path / SHARDS_FILE)
-        return cls(path, runner)
+        return cls(path, runner, runtime=runtime)
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, model: str | None = None,
              pooling: str | None = None, mmap: bool = False, verify: bool = True,
-             runner: Runner | None = None) -> ShardedIndex:
+             runner: Runner | None = None, runtime: Runtime | None = None) -> ShardedIndex:
         """Open every shard (a reader each, checked as :meth:`Index.open` checks an index;
         without ``verify``, when first read)."""
         path = Path(path)
         if not is_sharded(path):
             raise IndexNotFoundError(f"no sharded index at {path}")
-        index = cls(path, runner, mmap, model, pooling)
+        index = cls(path, runner, mmap, model, pooling, runtime)
         if verify:
             index.readers  # noqa: B018  (opens and checks the shards now)
         return index
@@ -409,28 +463,26 @@ class ShardedIndex:
     @classmethod
     def open_or_create(cls, path: str | os.PathLike, shards: int | None = None, *,
                        model: str | None = None, pooling: str | None = None,
-                       runner: Runner | None = None, **settings) -> ShardedIndex:
+                       runner: Runner | None = None, runtime: Runtime | None = None,
+                       **settings: Any) -> ShardedIndex:
         path = Path(path)
         given = {key: value for key, value in settings.items() if value is not None}
         if not is_sharded(path):
             try:
                 return cls.create(path, shards or 1, model=model, pooling=pooling,
-                                  settings=IndexSettings(**given), runner=runner)
+                                  settings=IndexSettings(**given), runner=runner,
+                                  runtime=runtime)
             except IndexExistsError:  # another run created it a moment ago: join it
                 if not is_sharded(path):
                     raise
-        index = cls.open(path, runner=runner, verify=False)  # readers only when searching
+        index = cls.open(path, runner=runner, verify=False, runtime=runtime)  # readers: later
         for shard_path in index.shard_paths:  # the model and pooling checks of Index.open
             Index.open(shard_path, model=model, pooling=pooling, verify=False).store.close()
         if shards is not None and shards != len(index.shard_paths):
             raise IndexMismatchError(
                 f"{path} has {len(index.shard_paths)} shards, not {shards}; re-sharding is not"
                 " supported: index into a new folder with --shards {shards}")
-        built = {key: index.manifest[key] for key in given}
-        clash = {key: value for key, value in given.items() if built[key] != value}
-        if clash:
-            raise IndexMismatchError(f"{path} was built with {built}; {clash} would need a new"
-                                     " index")
+        check_settings(path, index.manifest, given)
         return index
 
     @property
@@ -449,10 +501,10 @@ class ShardedIndex:
     @property
     def encoder(self):
         if self._encoder is None:
-            from semsearch.encoder import load_encoder
-
             manifest = self.manifest
-            self._encoder = load_encoder(manifest["model"], manifest["pooling"])
+            self._encoder = load_encoder(manifest["model"], manifest["pooling"],
+                                         precision=self.runtime.precision,
+                                         backend=self.runtime.backend)
         return self._encoder
 
     # ---- writing -------------------------------------------------------------------------
@@ -462,81 +514,36 @@ class ShardedIndex:
         progress: Callable[[int], None] | None = None, commit_seconds: float = 60.0,
         warn: Callable[[str], None] | None = None,
     ) -> AddResult:
-        """Add or replace documents, each in its shard. Chunks are prepared here, embedded by
-        the runner's encoders (several chunks at once) and written by one writer per shard;
-        unit ids are numbered in input order, as one index would number them."""
-        result = AddResult()
-        started = time.monotonic()
+        """Add or replace documents, each in its shard, through the add loop of one index
+        (:func:`~semsearch.index.add_chunks`): chunks are prepared here, embedded by the
+        runner's encoders (several chunks at once) and written by one writer per shard."""
         shards = [Index.open(path, verify=False) for path in self.shard_paths]
-        for shard in shards:
-            shard._encoder = self.encoder  # tokenizer for the unit spans
-        self.runner.start_embedding(self.encoder, batch_size)
-        writers = self.runner.writers(self.shard_paths, commit_seconds, self.lock_timeout)
-        next_id = max(shard.manifest["next_unit_id"] for shard in shards)
-        in_flight: deque[tuple[list, int]] = deque()  # (pending writes, documents) per chunk
-        seen: set[str] = set()
-
-        def finish_oldest() -> None:
-            pending, count = in_flight.popleft()
-            self.runner.get(pending)
-            if progress:
-                progress(count)
-
         try:
-            for chunk in document_chunks(documents):
-                if not seen.isdisjoint(doc.id for doc in chunk):  # a document seen before:
-                    while in_flight:                             # its first version must be
-                        finish_oldest()                          # committed before we compare
-                    self.runner.get([self.runner.call(w, "checkpoint") for w in writers])
-                seen.update(doc.id for doc in chunk)
-                position = {doc.id: number for number, doc in enumerate(chunk)}
-                parts = {}
-                for number, shard in enumerate(shards):
-                    mine = [doc for doc in chunk if shard_of(doc.id, len(shards)) == number]
-                    if mine:
-                        parts[number] = shard.prepare(mine, warn)
-                        result.count(parts[number])
-                # Units numbered (and embedded) in the chunk's order, whatever their shard.
-                units = sorted(((position[doc.id], number, len(spans)) for number, prepared in
-                                parts.items()
-                                for doc, spans in zip(prepared.fresh, prepared.spans,
-                                                      strict=True)))
-                texts_of = {number: iter(prepared.texts) for number, prepared in parts.items()}
-                ids: dict[int, list[int]] = {number: [] for number in parts}
-                rows: dict[int, list[int]] = {number: [] for number in parts}
-                texts: list[str] = []
-                for _, number, count in units:
-                    for _ in range(count):
-                        ids[number].append(next_id)
-                        rows[number].append(len(texts))
-                        texts.append(next(texts_of[number]))
-                        next_id += 1
-                embeddings = self.runner.embed(texts)
-                pending = [self.runner.call(writers[number], "write", parts[number],
-                                            ids[number], embeddings, rows[number])
-                           for number in parts if ids[number] or parts[number].replaced]
-                in_flight.append((pending, len(chunk)))
-                while len(in_flight) > 2 * self.runner.workers:
-                    finish_oldest()
-            while in_flight:
-                finish_oldest()
-            self.runner.get([self.runner.call(writer, "close") for writer in writers])
-        except BaseException:
-            for writer in writers:
-                with contextlib.suppress(BaseException):
-                    self.runner.get(self.runner.call(writer, "abandon"))
-            raise
+            for shard in shards:  # the tokenizer for the unit spans
+                shard.use_encoder(self.encoder)
+            self.runner.start_embedding(self.encoder, batch_size, self.runtime)
+            writers = self.runner.writers(self.shard_paths, commit_seconds, self.lock_timeout)
+            target = _Shards(self.runner, shards, writers)
+            try:
+                result = add_chunks(target, documents,
+                                    max(shard.manifest["next_unit_id"] for shard in shards),
+                                    progress, warn)
+                self.runner.get([self.runner.call(writer, "close") for writer in writers])
+            except BaseException:
+                for writer in writers:
+                    with contextlib.suppress(BaseException):
+                        self.runner.get(self.runner.call(writer, "abandon"))
+                raise
         finally:
             for shard in shards:
                 shard.store.close()
-        result.seconds = time.monotonic() - started
         return result
 
     def _each_shard(self, work: Callable[[Index], object]) -> list:
         """``work`` on each shard, opened here as an ordinary index."""
         results = []
         for path in self.shard_paths:
-            shard = Index.open(path, verify=False)
+            shard = Index.open(path, verify=False, runtime=self.runtime)
             shard.lock_timeout = self.lock_timeout
             try:
                 results.append(work(shard))
@@ -577,11 +584,14 @@ class ShardedIndex:
 
     # ---- reading -------------------------------------------------------------------------
 
-    def search(self, queries: list[str] | str, **options):
-        """Nearest units across all shards; see :func:`semsearch.search.search`."""
-        from semsearch.search import search
+    def cluster_data(self) -> _ClusterData:
+        """The shards' items, for :func:`semsearch.clustering.cluster_dataset`."""
+        return _ClusterData(self)
 
-        return search(self, queries, **options)
+    def search(self, queries: list[str] | str,
+               options: SearchOptions | None = None) -> list[list[Hit]]:
+        """Nearest units across all shards; see :func:`semsearch.search.search`."""
+        return search(self, queries, options)
 
     def info(self) -> dict:
         infos = self._each_shard(lambda shard: shard.info())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import sqlite3
@@ -14,54 +13,18 @@ from pathlib import Path
 import numpy as np
 import sqlite_utils
 
+from semsearch.bm25 import FullTextStatistics, KeywordStatistics, bm25, keyword_query
 from semsearch.errors import CorruptIndexError, InputError
-from semsearch.ingest import Document, Span
+from semsearch.readers import Document
+from semsearch.units import Span
 
 FORMAT_VERSION = 1
 # Chosen on SciFact train queries (benchmarks/hybrid_tuning.py): stemming beats plain unicode61.
 FTS_TOKENIZER = "porter"
-# Enough words for any real query; bounds the cost of pasting a whole page into the box.
-MAX_KEYWORD_TERMS = 64
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
-_WORD = re.compile(r"\w+")
 # Salvage gives up on a damaged table after this many rowids in a row that cannot be read.
 SALVAGE_GAP = 100_000
 SALVAGE_COLUMNS = ("id", "source", "title", "text", "metadata")
-
-
-def keyword_query(text: str, drop_stop_words: bool = True) -> str:
-    """User text as an FTS5 query that can only mean "any of these words".
-
-    Every word is quoted, so FTS5 operators (AND, OR, NOT, NEAR, ``*``, ``^``, ``:``, parentheses,
-    quotes) in the text are plain words or dropped punctuation, never syntax. English stop words
-    are dropped unless nothing else is left: they add next to nothing to BM25 but make nearly
-    every unit a match, which makes the query several times slower. Empty when the text has no
-    words (emoji, punctuation only).
-    """
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    words = list(dict.fromkeys(word.lower() for word in _WORD.findall(text)))
-    if drop_stop_words:
-        words = [word for word in words if word not in ENGLISH_STOP_WORDS] or words
-    return " OR ".join(f'"{word}"' for word in words[:MAX_KEYWORD_TERMS])
-
-
-def _varints(blob: bytes) -> list[int]:
-    """SQLite's variable-length integers (FTS5 stores its sizes and totals in them)."""
-    values, position = [], 0
-    while position < len(blob):
-        value = 0
-        for byte_number in range(9):
-            byte = blob[position]
-            position += 1
-            if byte_number == 8:  # the ninth byte carries 8 bits
-                value = (value << 8) | byte
-                break
-            value = (value << 7) | (byte & 0x7F)
-            if byte < 0x80:
-                break
-        values.append(value)
-    return values
 
 
 def _metadata_json(doc: Document) -> str:
@@ -85,7 +48,6 @@ class Store:
 
     def __init__(self, path: Path):
         self.path = path
-        self._last_frequencies: tuple = (None, None)
         # A copy on read-only media or in a folder we may not write is opened read-only: it can
         # still be searched; writes to it fail as writes to a read-only disk.
         self.read_only = not (os.access(path.parent, os.W_OK)
@@ -99,6 +61,7 @@ class Store:
             raise
         except sqlite3.DatabaseError as exc:
             raise CorruptIndexError(f"{path} is not a semsearch store ({exc})") from None
+        self._keyword_statistics = FullTextStatistics(self.db.conn, "units_fts", FTS_TOKENIZER)
 
     def _connect(self) -> sqlite3.Connection:
         # Searches read the full-text index on a worker thread while the encoder runs.
@@ -278,100 +241,25 @@ class Store:
         return [(score, unit_id) for unit_id, score in self.db.execute(sql, [*params, limit])]
 
     # ---- BM25 with statistics from elsewhere (a sharded index's other shards) ----------------
-    # FTS5's bm25() only knows this table's row count, token count and phrase frequencies, so a
-    # shard alone would rank with its own statistics. These two reproduce bm25() bit for bit
-    # (same formula, same operation order, same phrases) from statistics summed over shards.
 
-    def keyword_statistics(self, text: str) -> tuple[int, int, list[int]]:
+    def keyword_statistics(self, text: str) -> KeywordStatistics:
         """(rows, tokens, rows holding each phrase) of ``text``'s keyword query here."""
-        rows, tokens = self._fts_totals()
-        return rows, tokens, [len(f) for f in self._phrase_frequencies(text)]
+        return self._keyword_statistics.of(text)
 
     def keyword_search_with(
-        self, text: str, limit: int, statistics: tuple[int, int, list[int]], *,
+        self, text: str, limit: int, statistics: KeywordStatistics, *,
         where: dict[str, str] | None = None, cluster: tuple[int, int] | None = None,
     ) -> list[tuple[float, int]]:
         """:meth:`keyword_search` scored with corpus-wide ``statistics`` (summed
-        :meth:`keyword_statistics` of every shard)."""
-        rows, tokens, hits = statistics
-        frequencies = self._phrase_frequencies(text)
+        :meth:`keyword_statistics` of every shard), as FTS5's bm25() would score it."""
+        frequencies = self._keyword_statistics.phrase_frequencies(text)
         candidates = set().union(*frequencies)
         if where or cluster:
             candidates &= set(self.filtered_unit_ids(where, cluster).tolist())
         if not candidates or limit < 1:
             return []
-        idf = [math.log((rows - n + 0.5) / (n + 0.5)) for n in hits]
-        idf = [value if value > 0.0 else 1e-6 for value in idf]
-        average_length = float(tokens) / float(rows)
-        k1, b = 1.2, 0.75
-        scored = []
-        for unit_id, size in self._fts_sizes(sorted(candidates)):
-            length = float(size)
-            score = 0.0
-            for weight, found in zip(idf, frequencies, strict=True):
-                tf = float(found.get(unit_id, 0))
-                score += weight * ((tf * (k1 + 1.0))
-                                   / (tf + k1 * (1 - b + b * length / average_length)))
-            scored.append((score, unit_id))
-        scored.sort(key=lambda pair: (-pair[0], pair[1]))
-        return scored[:limit]
-
-    def _phrase_frequencies(self, text: str) -> list[dict[int, int]]:
-        """For each phrase of ``text``'s keyword query: unit id → occurrences of the phrase.
-        A sharded search asks twice (statistics, then scores): the second time is free while
-        nothing was committed in between."""
-        def state():  # taken after reading: the reading itself writes to temp tables
-            return (text, self.db.execute("pragma data_version").fetchone()[0],
-                    self.db.conn.total_changes)
-
-        if self._last_frequencies[0] != state():
-            frequencies = self._read_phrase_frequencies(text)
-            self._last_frequencies = (state(), frequencies)
-        return self._last_frequencies[1]
-
-    def _read_phrase_frequencies(self, text: str) -> list[dict[int, int]]:
-        phrases = re.findall(r'"([^"]*)"', keyword_query(text))
-        if not phrases:
-            return []
-        self.db.execute("create virtual table if not exists temp.semsearch_query"
-                        f" using fts5(text, tokenize='{FTS_TOKENIZER}')")
-        self.db.execute("create virtual table if not exists temp.semsearch_query_terms"
-                        " using fts5vocab(temp, semsearch_query, instance)")
-        self.db.execute("create virtual table if not exists temp.semsearch_terms"
-                        " using fts5vocab(main, units_fts, instance)")
-        self.db.execute("delete from temp.semsearch_query")
-        self.db.conn.executemany("insert into temp.semsearch_query(rowid, text) values (?, ?)",
-                                 list(enumerate(phrases)))
-        terms: list[list[str]] = [[] for _ in phrases]
-        for phrase, term in self.db.execute(
-                "select doc, term from temp.semsearch_query_terms order by doc, offset"):
-            terms[phrase].append(term)
-        frequencies = []
-        for phrase_terms in terms:  # a phrase: its terms at consecutive offsets of one unit
-            positions = [set(self.db.execute(
-                "select doc, offset from temp.semsearch_terms where term = ?", [term]).fetchall())
-                for term in phrase_terms]
-            found: dict[int, int] = {}
-            for unit_id, offset in positions[0] if positions else ():
-                if all((unit_id, offset + j) in positions[j] for j in range(1, len(positions))):
-                    found[unit_id] = found.get(unit_id, 0) + 1
-            frequencies.append(found)
-        return frequencies
-
-    def _fts_totals(self) -> tuple[int, int]:
-        """Rows and tokens of the full-text index, as FTS5 keeps them for bm25()."""
-        block = self.db.execute("select block from units_fts_data where id = 1").fetchone()
-        values = (_varints(block[0]) if block else []) + [0, 0]  # empty: no totals written yet
-        return values[0], values[1]
-
-    def _fts_sizes(self, ids: list[int]) -> Iterator[tuple[int, int]]:
-        """(unit id, length in tokens) as FTS5 counts them."""
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            for unit_id, size in self.db.execute(
-                    f"select id, sz from units_fts_docsize where id in ({marks})", chunk):
-                yield unit_id, _varints(size)[0]
+        sizes = self._keyword_statistics.sizes(sorted(candidates))
+        return bm25(statistics, frequencies, sizes)[:limit]
 
     def document_ids(self, ids: list[int]) -> dict[int, str]:
         """The document of each unit id."""

@@ -4,10 +4,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fake_model import build_fake_model
 
 import semsearch  # noqa: F401  (offline environment before torch/faiss)
 from semsearch.cli import cli
-from semsearch.encoder import default_model_path, load_encoder
+from semsearch.encoder import load_encoder
+from semsearch.model_folder import default_model_path
 
 DATA = Path(__file__).parent / "data"
 
@@ -18,6 +20,14 @@ def encoder():
     return load_encoder()
 
 
+@pytest.fixture(scope="session")
+def fake_model(tmp_path_factory):
+    """The folder of the small deterministic model (tests/fake_model.py), built once per
+    session: for the tests of storage, plumbing and reliability, as ``--model`` or ``model=``.
+    Tests that judge the quality of hits use the real model (the ``encoder`` fixture)."""
+    return build_fake_model(tmp_path_factory.mktemp("fake-model"))
+
+
 @pytest.fixture(autouse=True)
 def indexes_home(tmp_path, monkeypatch):
     home = tmp_path / "indexes"
@@ -26,13 +36,15 @@ def indexes_home(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def run(encoder):
-    """Invoke the CLI in-process; fail the test on an unexpected exit code."""
+def run():
+    """Invoke the CLI in-process; fail the test on an unexpected exit code. The models it loads
+    stay loaded for the session (the default one is the ``encoder`` fixture's copy)."""
 
     def invoke(*args, input=None, expect=0):
+        """``expect``: the exit code, or None where the test reads the answer instead."""
         result = CliRunner().invoke(cli, [str(a) for a in args], input=input,
                                     catch_exceptions=False)
-        assert result.exit_code == expect, result.output + result.stderr
+        assert expect is None or result.exit_code == expect, result.output + result.stderr
         return result
 
     return invoke
@@ -89,7 +101,7 @@ def site_index(tmp_path_factory, encoder):
     from semsearch import Index
     from semsearch.clustering import cluster_index
     from semsearch.index import IndexSettings
-    from semsearch.ingest import Document
+    from semsearch.readers import Document
 
     path = tmp_path_factory.mktemp("site") / "site"
     index = Index.create(path, settings=IndexSettings(unit="sentence"))

@@ -1,9 +1,9 @@
 import pytest
 
-from semsearch import Index
+from semsearch import Index, SearchOptions
 from semsearch.errors import IndexBusyError, IndexMismatchError
 from semsearch.index import LOCK_FILE, IndexSettings
-from semsearch.ingest import Document
+from semsearch.readers import Document
 
 
 def docs(*texts, prefix="d"):
@@ -14,15 +14,16 @@ def test_python_api_round_trip(tmp_path, encoder):
     index = Index.create(tmp_path / "idx", settings=IndexSettings(unit="sentence"))
     result = index.add(docs("The sun is a star. It is very hot.", "Fish live in water."))
     assert (result.added, result.units) == (2, 3)
-    hits = Index.open(tmp_path / "idx").search("hot star", k=2)[0]
+    hits = Index.open(tmp_path / "idx").search("hot star", SearchOptions(k=2))[0]
     assert hits[0].document_id == "d0" and hits[0].text in {"The sun is a star.", "It is very hot."}
-    assert Index.open(tmp_path / "idx").search("fish", where={"n": "1"})[0][0].document_id == "d1"
+    found = Index.open(tmp_path / "idx").search("fish", SearchOptions(where={"n": "1"}))
+    assert found[0][0].document_id == "d1"
 
 
 def test_interrupted_add_keeps_the_committed_index(tmp_path, encoder):
     index = Index.create(tmp_path / "idx")
     index.add(docs("Apples are red.", "Bananas are yellow."))
-    before = index.search("fruit colour", k=5)
+    before = index.search("fruit colour", SearchOptions(k=5))
 
     def stream():
         yield from docs("Cherries are dark red.", prefix="new")
@@ -32,7 +33,7 @@ def test_interrupted_add_keeps_the_committed_index(tmp_path, encoder):
         index.add(stream())
     reopened = Index.open(tmp_path / "idx")
     assert reopened.check()["consistent"]
-    assert reopened.search("fruit colour", k=5) == before
+    assert reopened.search("fruit colour", SearchOptions(k=5)) == before
     assert sorted(p.name for p in (tmp_path / "idx").glob("vectors.*")) == [
         reopened.manifest["vectors_file"]]
     assert reopened.add(docs("Cherries are dark red.", prefix="new")).added == 1

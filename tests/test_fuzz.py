@@ -9,7 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from semsearch.errors import InputError
-from semsearch.ingest import ReadOptions, read_documents, sentence_spans
+from semsearch.readers import ReadOptions, read_documents
+from semsearch.search import SearchOptions
+from semsearch.units import sentence_spans
 
 EXTENSIONS = ["txt", "md", "html", "jsonl", "csv", "tsv"]
 FUZZ = settings(max_examples=600, deadline=None,
@@ -88,7 +90,7 @@ def small_index(tmp_path_factory, encoder):
     from semsearch.index import Index
 
     index = Index.create(tmp_path_factory.mktemp("fuzz") / "index")
-    from semsearch.ingest import Document
+    from semsearch.readers import Document
 
     index.add([Document(id=f"d{i}", text=f"Item {i} is a red kettle.", source="fuzz",
                         metadata={"colour": ["red", "blue"][i % 2], "o'k": "1"})
@@ -102,7 +104,8 @@ def small_index(tmp_path_factory, encoder):
        mode=st.sampled_from(["dense", "keyword", "hybrid"]))
 def test_any_where_filter_is_safe(small_index, key, value, mode):
     try:
-        hits = small_index.search("red kettle", k=5, mode=mode, where={key: value})[0]
+        hits = small_index.search("red kettle",
+                                  SearchOptions(k=5, mode=mode, where={key: value}))[0]
     except InputError as error:
         assert "invalid field name" in str(error)
         return

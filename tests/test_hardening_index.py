@@ -15,7 +15,7 @@ from test_reliability import SEMSEARCH, run_semsearch
 
 from semsearch.errors import InputError
 from semsearch.index import Index
-from semsearch.ingest import Document
+from semsearch.readers import Document
 from semsearch.vectors import VectorIndex
 
 ANIMALS = ["heron", "otter", "badger", "falcon", "salmon", "beaver", "hedgehog", "kingfisher"]

@@ -17,7 +17,7 @@ import pytest
 from test_reliability import SEMSEARCH
 
 from semsearch.encoder import load_encoder
-from semsearch.ingest import ReadOptions, read_documents
+from semsearch.readers import ReadOptions, read_documents
 
 PEAK_RSS_MB = 1024
 # Spawns argv[2:], lets go of stdin (so that only the child holds the pipe), waits for it with

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from semsearch import Index  # noqa: E402
 from semsearch.errors import InputError  # noqa: E402
-from semsearch.search import Fusion, parse_where  # noqa: E402
+from semsearch.search import SearchOptions, parse_where  # noqa: E402
 from semsearch.server import (  # noqa: E402
     MAX_BODY_BYTES,
     MAX_HIT_TEXTS,
@@ -148,11 +148,11 @@ def test_over_long_queries_are_400_with_the_limit(client):
 
 
 def test_an_answer_over_the_response_limit_is_refused(client, monkeypatch):
-    from semsearch import server
+    from semsearch.server import routes  # where answers are rendered
 
     body = client.post("/search", json={"queries": ["bread", "moon"], "k": 5, "context": 2})
     assert body.status_code == 200
-    monkeypatch.setattr(server, "MAX_RESPONSE_BYTES", len(body.content) // 2)
+    monkeypatch.setattr(routes, "MAX_RESPONSE_BYTES", len(body.content) // 2)
     refused = client.post("/search", json={"queries": ["bread", "moon"], "k": 5, "context": 2})
     assert refused.status_code == 400
     assert f"{len(body.content) // 2:,} bytes" in refused.json()["error"]
@@ -160,7 +160,7 @@ def test_an_answer_over_the_response_limit_is_refused(client, monkeypatch):
 
 def test_health_answers_at_once_while_the_reader_thread_is_busy(client):
     gate = threading.Event()
-    busy = client.app.state.reader.call(gate.wait, 10)  # a search that holds the thread
+    busy = client.app.state.served.reader.call(gate.wait, 10)  # a search that holds the thread
     try:
         asked = time.monotonic()
         response = client.get("/health")
@@ -261,14 +261,16 @@ def test_an_index_that_already_holds_nan_answers_null(writable_copy):
         hits = client.get("/search", params={"q": "the red planet", "k": 1}).json()["hits"]
         assert hits[0]["metadata"] == {"topic": "space", "x": None}
         assert client.get("/documents/space").json()["metadata"]["x"] is None
-    hit = Index.open(writable_copy).search("the red planet", k=1)[0][0]
+    hit = Index.open(writable_copy).search("the red planet", SearchOptions(k=1))[0][0]
     assert json.dumps(hit.to_dict(), allow_nan=False)  # what `query --json` prints, too
 
 
 @pytest.mark.parametrize(("make", "message"), [
-    (lambda: Fusion("rrf", rrf_k=math.nan), "--rrf-k must be a positive finite number"),
-    (lambda: Fusion("rrf", rrf_k=math.inf), "--rrf-k must be a positive finite number"),
-    (lambda: Fusion("weighted", alpha=math.nan), "--alpha must be between 0 and 1"),
+    (lambda: SearchOptions(fusion="rrf", rrf_k=math.nan),
+     "--rrf-k must be a positive finite number"),
+    (lambda: SearchOptions(fusion="rrf", rrf_k=math.inf),
+     "--rrf-k must be a positive finite number"),
+    (lambda: SearchOptions(alpha=math.nan), "--alpha must be between 0 and 1"),
 ])
 def test_fusion_options_must_be_finite(make, message):
     with pytest.raises(InputError, match=message):
@@ -278,7 +280,7 @@ def test_fusion_options_must_be_finite(make, message):
 @pytest.mark.parametrize("min_score", [math.nan, math.inf, -math.inf])
 def test_min_score_must_be_finite(site_index, min_score):
     with pytest.raises(InputError, match="--min-score must be a finite number"):
-        Index.open(site_index).search("bread", min_score=min_score)
+        Index.open(site_index).search("bread", SearchOptions(min_score=min_score))
 
 
 @pytest.mark.parametrize(("option", "message"), [

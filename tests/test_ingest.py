@@ -5,7 +5,8 @@ import pytest
 
 from semsearch.encoder import load_encoder
 from semsearch.errors import InputError
-from semsearch.ingest import ReadOptions, pack_spans, read_documents, sentence_spans, unit_spans
+from semsearch.readers import ReadOptions, read_documents
+from semsearch.units import pack_spans, sentence_spans, unit_spans
 
 
 def read(paths, stdin=None, **options):

@@ -7,8 +7,9 @@ import pytest
 
 pytest.importorskip("onnxruntime", reason="semsearch[onnx] is not installed")
 
-from semsearch.encoder import load_encoder, onnx_file  # noqa: E402
+from semsearch.encoder import load_encoder  # noqa: E402
 from semsearch.errors import ModelError  # noqa: E402
+from semsearch.onnx_export import onnx_file  # noqa: E402
 
 TEXTS = ["The Moon orbits the Earth.", "Bake the bread in a hot oven until golden.",
          "A very long sentence " * 60, "x"]

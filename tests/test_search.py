@@ -6,10 +6,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import DATA
+from semsearch.bm25 import MAX_KEYWORD_TERMS, keyword_query
 from semsearch.index import Index
-from semsearch.ingest import Document
-from semsearch.search import MODES, Fusion
-from semsearch.store import MAX_KEYWORD_TERMS, keyword_query
+from semsearch.readers import Document
+from semsearch.search import MODES, SearchOptions
 
 WORD = re.compile(r"\w+")
 KETTLE = ("Our shop opens at nine and closes at six; deliveries arrive on Tuesdays, and the order"
@@ -34,26 +34,26 @@ def ids(hits):
 
 
 def test_rare_exact_term_missed_by_dense_is_found_by_hybrid(parts_index):
-    assert "shop" not in ids(parts_index.search("QX7R2", k=5, mode="dense")[0])
-    assert ids(parts_index.search("QX7R2", k=5, mode="keyword")[0]) == ["shop"]
-    for fusion in (None, Fusion("weighted"), Fusion("rrf")):
-        hybrid = parts_index.search("QX7R2", k=5, mode="hybrid", fusion=fusion)[0]
+    assert "shop" not in ids(parts_index.search("QX7R2", SearchOptions(k=5, mode="dense"))[0])
+    assert ids(parts_index.search("QX7R2", SearchOptions(k=5, mode="keyword"))[0]) == ["shop"]
+    for fusion in ("weighted", "rrf"):
+        hybrid = parts_index.search("QX7R2", SearchOptions(k=5, mode="hybrid", fusion=fusion))[0]
         assert ids(hybrid)[0] == "shop"
         assert hybrid[0].keyword_score > 0 and hybrid[0].dense_score is not None
 
 
 def test_hybrid_scores_every_hit_both_ways(parts_index):
-    hits = parts_index.search("older kettle part", k=5, mode="hybrid")[0]
+    hits = parts_index.search("older kettle part", SearchOptions(k=5, mode="hybrid"))[0]
     assert len(hits) == 5
     assert all(h.dense_score is not None and h.keyword_score is not None for h in hits)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
 def test_a_query_without_words_falls_back_to_dense(parts_index):
-    dense = parts_index.search("🫖 ?!", k=4, mode="dense")[0]
-    hybrid = parts_index.search("🫖 ?!", k=4, mode="hybrid")[0]
+    dense = parts_index.search("🫖 ?!", SearchOptions(k=4, mode="dense"))[0]
+    hybrid = parts_index.search("🫖 ?!", SearchOptions(k=4, mode="hybrid"))[0]
     assert ids(hybrid) == ids(dense)
-    assert parts_index.search("🫖 ?!", mode="keyword")[0] == []
+    assert parts_index.search("🫖 ?!", SearchOptions(mode="keyword"))[0] == []
 
 
 @pytest.mark.parametrize("text", [
@@ -62,9 +62,10 @@ def test_a_query_without_words_falls_back_to_dense(parts_index):
 ])
 def test_fts_operators_are_plain_words(parts_index, text):
     plain = " ".join(WORD.findall(text))  # the words alone, without FTS5's syntax around them
-    assert [(hit.unit_id, hit.score) for hit in parts_index.search(text, mode="keyword")[0]] == [
-        (hit.unit_id, hit.score) for hit in parts_index.search(plain, mode="keyword")[0]]
-    assert len(parts_index.search(text, k=4, mode="hybrid")[0]) == 4
+    keyword = SearchOptions(mode="keyword")
+    assert [(hit.unit_id, hit.score) for hit in parts_index.search(text, keyword)[0]] == [
+        (hit.unit_id, hit.score) for hit in parts_index.search(plain, keyword)[0]]
+    assert len(parts_index.search(text, SearchOptions(k=4, mode="hybrid"))[0]) == 4
 
 
 def test_keyword_query_quotes_every_word_and_caps_their_number():
@@ -82,10 +83,11 @@ def test_keyword_query_quotes_every_word_and_caps_their_number():
     ['"', "*", "NEAR", "AND", "OR", "NOT", "(", ")", ":", "^", "+", "-", "kettle", "QX7R2", "🙂",
      "{", "}", "'", "\\"]), min_size=1).map(" ".join))
 def test_any_text_is_a_safe_query(parts_index, text):
-    keyword = parts_index.search(text, k=3, mode="keyword")[0]
-    plain = parts_index.search(" ".join(WORD.findall(text)), k=3, mode="keyword")[0]
+    keyword = parts_index.search(text, SearchOptions(k=3, mode="keyword"))[0]
+    plain = parts_index.search(" ".join(WORD.findall(text)),
+                               SearchOptions(k=3, mode="keyword"))[0]
     assert [hit.unit_id for hit in keyword] == [hit.unit_id for hit in plain]
-    hybrid = parts_index.search(text, k=3, mode="hybrid")[0]
+    hybrid = parts_index.search(text, SearchOptions(k=3, mode="hybrid"))[0]
     assert len(hybrid) == 3  # falls back to dense where no word matches: never short
     assert [hit.score for hit in hybrid] == sorted((hit.score for hit in hybrid), reverse=True)
 
@@ -119,7 +121,7 @@ def test_filters_and_deletes_are_honoured_in_every_mode(run_json, tmp_path, mode
 
 
 def test_min_score_floors_the_cosine_in_hybrid_and_bm25_in_keyword(parts_index):
-    hybrid = parts_index.search("kettle", k=7, mode="hybrid", min_score=0.3)[0]
+    hybrid = parts_index.search("kettle", SearchOptions(k=7, mode="hybrid", min_score=0.3))[0]
     assert hybrid and all(h.dense_score >= 0.3 for h in hybrid)
-    keyword = parts_index.search("kettle", k=7, mode="keyword", min_score=0.0)[0]
+    keyword = parts_index.search("kettle", SearchOptions(k=7, mode="keyword", min_score=0.0))[0]
     assert keyword and all(h.keyword_score >= 0 for h in keyword)

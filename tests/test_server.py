@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from conftest import XSS  # noqa: E402
 from semsearch import Index  # noqa: E402
 from semsearch.errors import InputError  # noqa: E402
+from semsearch.search import SearchOptions  # noqa: E402
 from semsearch.server import Reader, ServerError, create_app  # noqa: E402
 
 TOKEN = "s3cret-token"
@@ -170,8 +171,10 @@ def test_authorised_writes_are_searchable_at_once(writable):
     auth = {"Authorization": f"Bearer {TOKEN}"}
     new = {"documents": [{"id": "tea", "text": "Green tea is brewed at 80 degrees.",
                           "title": "Tea", "metadata": {"topic": "drinks"}}]}
-    assert writable.post("/documents", json=new, headers=auth).json() == {
-        "added": 1, "replaced": 0, "unchanged": 0, "empty": 0, "units": 1}
+    added = writable.post("/documents", json=new, headers=auth).json()
+    assert added.pop("seconds") >= 0  # the summary `semsearch index --json` prints
+    assert added == {"added": 1, "replaced": 0, "unchanged": 0, "empty": 0, "units": 1,
+                     "truncated": 0, "warnings": []}
     assert writable.post("/documents", json=new, headers=auth).json()["unchanged"] == 1
     hits = writable.get("/search", params={"q": "brewing green tea", "k": 1}).json()["hits"]
     assert hits[0]["document_id"] == "tea" and hits[0]["metadata"] == {"topic": "drinks"}
@@ -182,7 +185,7 @@ def test_authorised_writes_are_searchable_at_once(writable):
     hits = writable.get("/search", params={"q": "brewing green tea", "k": 5}).json()["hits"]
     assert "tea" not in {h["document_id"] for h in hits}
     assert writable.get("/health").json()["documents"] == 4
-    assert Index.open(writable.app.state.reader.index.path).check()["consistent"]
+    assert Index.open(writable.app.state.served.reader.index.path).check()["consistent"]
 
 
 def test_reads_during_writes_never_fail_or_see_half_a_write(writable):
@@ -211,7 +214,7 @@ def test_reads_during_writes_never_fail_or_see_half_a_write(writable):
     assert writer.result() == [200] * len(batches)
     assert reads == [(200, True)] * 60
     assert writable.get("/health").json()["documents"] == 4 + 30
-    assert Index.open(writable.app.state.reader.index.path).check()["consistent"]
+    assert Index.open(writable.app.state.served.reader.index.path).check()["consistent"]
 
 
 def test_writes_without_a_token_are_refused_at_start(site_index):
@@ -241,18 +244,18 @@ def test_reader_skips_cancelled_requests_and_keeps_serving(site_index):
     reader = Reader(Index.open(site_index))
     gate = threading.Event()
     busy = reader.call(gate.wait, 30)  # holds the reader thread while requests queue up
-    cancelled = reader.search(["the red planet"], {"k": 1})
+    cancelled = reader.search(["the red planet"], SearchOptions(k=1))
     assert cancelled.cancel()  # its client went away
-    failing = reader.search(["the red planet"], {"k": 0})
-    after = reader.search(["the red planet"], {"k": 1, "mode": "dense"})
+    failing = reader.search(["the red planet"], SearchOptions(cluster="99:0"))
+    after = reader.search(["the red planet"], SearchOptions(k=1, mode="dense"))
     gate.set()
     assert busy.result(30) is True
-    with pytest.raises(InputError, match="-k must be at least 1"):
+    with pytest.raises(InputError, match="no cluster run 99"):
         failing.result(30)
     assert after.result(30)[0][0].document_id == "space"
     reader.stop()
     with pytest.raises(ServerError, match="stopping"):
-        reader.search(["the red planet"], {"k": 1}).result(1)
+        reader.search(["the red planet"], SearchOptions(k=1)).result(1)
 
 
 def test_requests_must_name_the_served_host(site_index):

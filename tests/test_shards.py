@@ -1,5 +1,8 @@
 """Sharded indexes: the same hits as one index, documents in exactly one shard, clustering
-across shards, and (with Ray installed) distributed indexing that survives killed workers."""
+across shards, and (with Ray installed) distributed indexing that survives killed workers.
+
+The indexes use the fake model (tests/fake_model.py): a sharded index must give exactly what one
+index holding the same vectors gives, whatever the model."""
 
 import json
 import os
@@ -9,7 +12,8 @@ import numpy as np
 import pytest
 
 from semsearch.index import Index, IndexSettings
-from semsearch.ingest import Document
+from semsearch.readers import Document
+from semsearch.search import SearchOptions
 from semsearch.shards import ShardedIndex, shard_of
 
 TOPICS = {
@@ -55,17 +59,19 @@ CASES = [{"mode": "dense"}, {"mode": "keyword"}, {"mode": "hybrid"},
 
 def hits(index, **options):
     options = {key: value for key, value in options.items() if value is not None}
-    return [[hit.to_dict() for hit in found] for found in index.search(QUERIES, k=5, **options)]
+    return [[hit.to_dict() for hit in found] for found in index.search(QUERIES,
+                                                                    SearchOptions(k=5, **options))]
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, encoder):
+def built(tmp_path_factory, fake_model):
     """The same 60 documents in one index and in a 3-shard index (Flat vectors)."""
     folder = tmp_path_factory.mktemp("shards")
     documents = make_documents(60)
-    single = Index.create(folder / "single", settings=IndexSettings(faiss="Flat"))
+    flat = IndexSettings(faiss="Flat")
+    single = Index.create(folder / "single", model=str(fake_model), settings=flat)
     single.add(documents)
-    sharded = ShardedIndex.create(folder / "sharded", 3, settings=IndexSettings(faiss="Flat"))
+    sharded = ShardedIndex.create(folder / "sharded", 3, model=str(fake_model), settings=flat)
     sharded.add(documents)
     return single, sharded, documents
 
@@ -78,10 +84,10 @@ def test_sharded_search_equals_one_index(built, case):
     assert hits(sharded, **case) == expected  # same unit ids, order, scores, texts
 
 
-def test_empty_shards_search_like_the_rest(tmp_path, encoder):
+def test_empty_shards_search_like_the_rest(tmp_path, fake_model):
     documents = make_documents(2)
-    single = Index.create(tmp_path / "single")
-    sharded = ShardedIndex.create(tmp_path / "sharded", 8)
+    single = Index.create(tmp_path / "single", model=str(fake_model))
+    sharded = ShardedIndex.create(tmp_path / "sharded", 8, model=str(fake_model))
     for index in (single, sharded):
         index.add(documents)
     assert sorted(sharded.info()["shards"].values()).count(0) >= 6
@@ -100,11 +106,11 @@ def test_each_document_lives_in_exactly_one_shard(built):
         assert ids and all(shard_of(i, 3) == number for i in ids)
 
 
-def test_cli_sharded_index_reindex_remove_and_refusals(run, run_json, tmp_path, encoder):
+def test_cli_sharded_index_reindex_remove_and_refusals(run, run_json, tmp_path, fake_model):
     documents = make_documents(24)
     source = write_jsonl(tmp_path / "docs.jsonl", documents)
     index = tmp_path / "sharded"
-    summary = run_json("index", source, "--index", index, "--shards", "3")
+    summary = run_json("index", source, "--index", index, "--shards", "3", "--model", fake_model)
     assert summary["added"] == 24
     info = run_json("info", "--index", index)
     assert info["documents"] == 24 and sum(info["shards"].values()) == 24
@@ -168,7 +174,7 @@ def test_serve_a_sharded_index(built):
         health = client.get("/health").json()
         assert (health["documents"], health["units"]) == (60, single.manifest["units"])
         body = client.get("/search", params={"q": "immune system", "k": 5}).json()
-        expected = single.search("immune system", k=5)[0]
+        expected = single.search("immune system", SearchOptions(k=5))[0]
         assert [(h["unit_id"], h["score"]) for h in body["hits"]] == [
             (h.unit_id, h.score) for h in expected]
         document = client.get("/documents/doc-7").json()
@@ -219,7 +225,7 @@ def test_ray_cli_index_and_query_equal_one_index(run_json, built, tmp_path, loca
     source = write_jsonl(tmp_path / "docs.jsonl", documents)
     index = tmp_path / "on-ray"
     summary = run_json("index", source, "--index", index, "--faiss", "Flat", "--shards", "4",
-                       "--ray", "--workers", "2")
+                       "--ray", "--workers", "2", "--model", single.manifest["model"])
     assert summary["added"] == 60
     for case in ({"mode": "dense"}, {"mode": "keyword"}, {"mode": "hybrid"}):
         found = run_json("query", *QUERIES, "--index", index, "-k", "5", "--ray", "--mode",
@@ -229,16 +235,17 @@ def test_ray_cli_index_and_query_equal_one_index(run_json, built, tmp_path, loca
 
 
 def test_killed_workers_then_rerun_give_the_uninterrupted_index(tmp_path, local_ray,
-                                                                monkeypatch):
+                                                                fake_model):
     """An embedding worker killed mid-run is replaced and its chunk retried; a shard writer
     killed mid-run stops the run with a clear error, and a re-run completes the same index."""
     from semsearch.distributed import RayRunner
-    from semsearch.encoder import PRECISION_ENV
+    from semsearch.encoder import Runtime
     from semsearch.errors import SemsearchError
 
-    monkeypatch.setenv(PRECISION_ENV, "fp32")  # workers too: bf16 rounds by batch shape
+    fp32 = Runtime(precision="fp32")  # on the workers too: bf16 rounds by batch shape
     documents = make_documents(2100)  # three chunks
-    reference = ShardedIndex.create(tmp_path / "reference", 3)
+    model = str(fake_model)
+    reference = ShardedIndex.create(tmp_path / "reference", 3, model=model, runtime=fp32)
     reference.add(documents)
 
     def killing(runner, target, at):
@@ -248,14 +255,16 @@ def test_killed_workers_then_rerun_give_the_uninterrupted_index(tmp_path, local_
             yield document
 
     runner = RayRunner(workers=2)
-    sharded = ShardedIndex.create(tmp_path / "embedder-killed", 3, runner=runner)
+    sharded = ShardedIndex.create(tmp_path / "embedder-killed", 3, model=model, runner=runner,
+                                  runtime=fp32)
     result = sharded.add(killing(runner, lambda r: r.embedder_pids()[0], 1100),
                          commit_seconds=0)
     assert result.added == len(documents)
     assert_same(snapshot(sharded), snapshot(reference))
 
     runner = RayRunner(workers=2)
-    sharded = ShardedIndex.create(tmp_path / "writer-killed", 3, runner=runner)
+    sharded = ShardedIndex.create(tmp_path / "writer-killed", 3, model=model, runner=runner,
+                                  runtime=fp32)
     with pytest.raises(SemsearchError, match="run the same command again"):
         sharded.add(killing(runner, lambda r: r.writer_pids()[1], 2060), commit_seconds=0)
     assert ShardedIndex.open(sharded.path).info()["documents"] < len(documents)

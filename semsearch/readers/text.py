@@ -1,0 +1,86 @@
+"""Plain text (.txt, .md, .rst, …), one document per file; and what every reader of text uses:
+the encoding's codec, binary files told apart, newlines made ``\\n``."""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
+
+from semsearch.errors import InputError
+from semsearch.readers.document import (
+    Document,
+    Reader,
+    ReadFunction,
+    ReadOptions,
+    Warn,
+    max_bytes,
+    over_the_cap,
+)
+
+# A whole decoded file â (title, text) of its document; an empty title means "its first line".
+Convert = Callable[[str], tuple[str, str]]
+
+
+def is_binary(data: bytes) -> bool:
+    """A NUL byte in the first 8 kB: no text file holds one, nearly every binary file does."""
+    return b"\x00" in data[:8192]
+
+
+def codec(encoding: str) -> str:
+    """The codec that reads ``encoding``: UTF-8 with or without a byte-order mark."""
+    name = "utf-8-sig" if encoding.lower().replace("_", "-") in {"utf-8", "utf8"} else encoding
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise InputError(f"unknown encoding {encoding!r}") from None
+    return name
+
+
+def _decode(data: bytes, name: str, encoding: str) -> str:
+    try:
+        text = data.decode(codec(encoding))
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{name}: not valid {encoding} (byte {exc.start}); pass --encoding to read it"
+        ) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _read_text(handle: BinaryIO, name: str, options: ReadOptions) -> str | None:
+    """The whole text of a file or stream, or None when it is over the cap (read up to one
+    byte more, never further). Its bytes die here: the text alone stays while it is indexed."""
+    limit = max_bytes(options)
+    handle.seek(0)
+    data = handle.read(limit + 1)
+    return None if len(data) > limit else _decode(data, name, options.encoding)
+
+
+def _first_line_title(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip().lstrip("#").strip()[:200]
+    return ""
+
+
+def one_document_per_file(convert: Convert) -> ReadFunction:
+    """How a format whose file is one document is read: the whole file decoded, ``convert``ed
+    to its title and text; a file with no text is skipped."""
+    def read(handle: BinaryIO, name: str, doc_id: str, options: ReadOptions, warn: Warn
+             ) -> Iterator[Document]:
+        text = _read_text(handle, name, options)
+        if text is None:
+            warn(over_the_cap(name, options))
+            return
+        title, text = convert(text)
+        if not text.strip():
+            warn(f"{name}: skipped, no text")
+            return
+        yield Document(id=doc_id, text=text, source=doc_id,
+                       title=title or _first_line_title(text))
+
+    return read
+
+
+TEXT = Reader("text", (".txt", ".md", ".markdown", ".rst", ".text"),
+              one_document_per_file(lambda text: ("", text)))
