@@ -171,12 +171,12 @@ def choose_k(data: np.ndarray, *, seed: int = 0, k_range: tuple[int, int] = AUTO
     candidates = range(k_range[0], min(k_range[1], len(sample) - 1) + 1)
     if not candidates:
         return 1
-    scores = {}
+    scores: dict[int, float] = {}
     for k in candidates:
         labels = _kmeans(sample, k, seed, restarts=3)
         if len(set(labels.tolist())) > 1:
             scores[k] = silhouette_score(sample, labels, metric="cosine")
-    return max(scores, key=scores.get) if scores else 1
+    return max(scores, key=lambda k: scores[k]) if scores else 1
 
 
 def _by_size(labels: np.ndarray) -> np.ndarray:
@@ -211,7 +211,7 @@ def word_counts(texts: list[str], labels: np.ndarray) -> dict[int, Counter]:
 
     analyze = CountVectorizer(stop_words="english",
                               token_pattern=r"(?u)\b[^\W\d_][\w-]+\b").build_analyzer()
-    counts = {int(c): Counter() for c in set(labels.tolist()) if c >= 0}
+    counts: dict[int, Counter] = {int(c): Counter() for c in set(labels.tolist()) if c >= 0}
     for text, label in zip(texts, labels.tolist(), strict=True):
         if label >= 0:
             counts[label].update(analyze(text))
@@ -325,12 +325,13 @@ def cluster_dataset(
                      nearest[c], key=lambda pair: (pair[0], pair[1]["document_id"]))[:3]]}
                 for c in range(len(sizes))]
     parameters = {**trained.parameters, "sample": len(data), **dataset.describe()}
-    run = {"id": 1 + max((r["id"] for r in dataset.cluster_runs()), default=0),
+    run_id = 1 + max((r["id"] for r in dataset.cluster_runs()), default=0)
+    run = {"id": run_id,
            "method": "kmeans", "target": "document" if by_document else "unit",
            "parameters": parameters, "clusters": len(sizes), "outliers": 0,
            "items": int(sizes.sum())}
     dataset.save(run, clusters, renumber)
-    return dataset.cluster_run(run["id"])
+    return dataset.cluster_run(run_id)
 
 
 def run_items(index: Index, run: dict) -> tuple[list[dict], np.ndarray]:
@@ -387,14 +388,16 @@ def plot_map(index: Index, run: dict, path: str, seed: int = 0) -> str:
     figure, axes = plt.subplots(figsize=(12, 9), dpi=150)
     size = float(np.clip(30_000 / max(len(points), 1), 2, 40))
     outliers = labels == -1
-    axes.scatter(*points[outliers].T, s=size / 2, c="#c8c8c8", linewidths=0)
+    x, y = points[outliers].T
+    axes.scatter(x, y, s=size / 2, c="#c8c8c8", linewidths=0)
     colours = plt.get_cmap("tab10" if run["clusters"] <= 10 else "tab20")
     for cluster in run["cluster_list"]:
         members = labels == cluster["cluster"]
         if not members.any():
             continue
-        axes.scatter(*points[members].T, s=size, color=colours(cluster["cluster"] % 20),
-                     linewidths=0, alpha=0.7)
+        x, y = points[members].T
+        axes.scatter(x, y, s=size, color=colours(cluster["cluster"] % 20), linewidths=0,
+                     alpha=0.7)
         x, y = np.median(points[members], axis=0)
         axes.annotate(f"{cluster['cluster']}: {' '.join(cluster['keywords'][:3])}", (x, y),
                       ha="center", va="center", fontsize=8, weight="bold",

@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from semsearch.errors import ModelError
 from semsearch.model_folder import resolve_model_path
 from semsearch.onnx_export import onnx_session
+
+if TYPE_CHECKING:  # loaded on first use: importing semsearch never loads torch
+    from onnxruntime import InferenceSession
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Transformer
 
 POOLING_MODES = ("mean", "cls", "max", "attention")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
@@ -70,7 +76,7 @@ def _check_model_folder(path: Path) -> bool:
     return True
 
 
-def _pooling_of(model) -> str | None:
+def _pooling_of(model: SentenceTransformer) -> str | None:
     for module in model:
         mode = getattr(module, "pooling_mode", None)
         if isinstance(mode, str):
@@ -78,7 +84,7 @@ def _pooling_of(model) -> str | None:
     return None
 
 
-def _build_model(path: Path, pooling: str | None, device: str):
+def _build_model(path: Path, pooling: str | None, device: str) -> SentenceTransformer:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     from transformers.utils import logging as hf_logging
@@ -99,7 +105,8 @@ def _build_model(path: Path, pooling: str | None, device: str):
                 if not isinstance(model[-1], Normalize):
                     model.append(Normalize())
                 return model
-            transformer = model[0]
+            # A text model's first module is its Transformer (torch types it plain Module).
+            transformer = cast("Transformer", model[0])
         else:
             transformer = Transformer(str(path))
         dimension = transformer.get_embedding_dimension()
@@ -111,7 +118,7 @@ def _build_model(path: Path, pooling: str | None, device: str):
         raise ModelError(f"cannot load model from {path}: {exc}") from exc
 
 
-def _attention_heads(transformer) -> int:
+def _attention_heads(transformer: Transformer) -> int:
     """One pooling head per attention head of the transformer (MiniLM: 12 of 32 dimensions)."""
     config = getattr(transformer.auto_model, "config", None)
     heads = getattr(config, "num_attention_heads", 1)
@@ -191,7 +198,7 @@ class Encoder:
     """Turns texts into unit-length float32 vectors."""
 
     path: Path
-    model: object
+    model: SentenceTransformer
     precision: str = "fp32"
     backend = "torch"
 
@@ -201,14 +208,18 @@ class Encoder:
 
     @property
     def dimension(self) -> int:
-        return int(self.model.get_embedding_dimension())
+        dimension = self.model.get_embedding_dimension()
+        assert dimension is not None, "a text model (Transformer first) has a dimension"
+        return int(dimension)
 
     @property
     def max_seq_length(self) -> int:
-        return int(self.model.max_seq_length)
+        length = self.model.max_seq_length
+        assert length is not None, "a text model (Transformer first) has a length limit"
+        return int(length)
 
     @property
-    def tokenizer(self):
+    def tokenizer(self) -> Any:  # a Hugging Face tokenizer (sentence-transformers types it Any)
         return self.model.tokenizer
 
     @property
@@ -265,7 +276,7 @@ class Encoder:
         return _char_bound_of(self.tokenizer)
 
     @contextmanager
-    def sharing_cpu(self):
+    def sharing_cpu(self) -> Iterator[None]:
         """Leave one CPU core to work running beside this thread's encoding (the BM25 query of
         a hybrid search): torch's threads would otherwise wait on each other for that core."""
         import torch
@@ -305,19 +316,20 @@ class Encoder:
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)  # in place
         return vectors
 
-    def _batch(self, features: dict, rows: np.ndarray, length: int) -> dict:
+    def _batch(self, features: dict[str, Any], rows: np.ndarray, length: int
+               ) -> dict[str, Any]:
         """The chosen rows of the tokenized texts, cut to their own longest length."""
         import torch
 
         padded = features["input_ids"].shape
         columns = (slice(padded[1] - length, None) if self.tokenizer.padding_side == "left"
                    else slice(0, length))
-        rows = torch.from_numpy(rows)
-        return {key: value[rows][:, columns]
+        picked = torch.from_numpy(rows)
+        return {key: value[picked][:, columns]
                 if isinstance(value, torch.Tensor) and value.shape[:2] == padded else value
                 for key, value in features.items()}
 
-    def _embed(self, features: dict) -> np.ndarray:
+    def _embed(self, features: dict[str, Any]) -> np.ndarray:
         # The model's own forward pass, without sentence-transformers' encode(), which walks
         # every module on each call (about 3 ms: a fifth of one short query on 2 cores).
         import torch
@@ -329,7 +341,7 @@ class Encoder:
         with torch.inference_mode():
             return self.model(features)["sentence_embedding"].float().cpu().numpy()
 
-    def _features(self, texts: list[str]) -> dict:
+    def _features(self, texts: list[str]) -> dict[str, Any]:
         """Tokens as the model's own first module makes them, with its default prompt."""
         model = self.model
         prompt = model.prompts.get(model.default_prompt_name) if (
@@ -337,7 +349,7 @@ class Encoder:
         return model.preprocess(self.bounded(texts), prompt=prompt)
 
 
-def _char_bound_of(tokenizer) -> tuple[int, Callable[[str], str]]:
+def _char_bound_of(tokenizer: Any) -> tuple[int, Callable[[str], str]]:
     """See :attr:`Encoder._char_bound` (read from the fast tokenizer's own settings)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     setup = json.loads(backend.to_str()) if backend is not None else {}
@@ -363,16 +375,18 @@ class OnnxEncoder(Encoder):
     overhead per call than torch for short texts (a query), the same vectors (fp32), or a
     quantised model (int8). The torch model stays for its tokenizer and settings."""
 
-    session: object = None
+    session: InferenceSession | None = None
     backend = "onnx"
 
     @property
     def device(self) -> str:
         return "cpu"
 
-    def _embed(self, features: dict) -> np.ndarray:
-        return self.session.run(None, {node.name: features[node.name].numpy().astype(np.int64)
-                                       for node in self.session.get_inputs()})[0]
+    def _embed(self, features: dict[str, Any]) -> np.ndarray:
+        session = self.session
+        assert session is not None, "an OnnxEncoder is made with its session"
+        return session.run(None, {node.name: features[node.name].numpy().astype(np.int64)
+                                  for node in session.get_inputs()})[0]
 
 
 def load_encoder(

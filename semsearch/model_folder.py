@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from semsearch.checksum import file_sha256
 from semsearch.errors import ModelError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -46,7 +47,6 @@ def model_fingerprint(path: Path) -> str:
     for file in sorted(path.rglob("*")):
         if file.is_file() and file.suffix in {".safetensors", ".json", ".txt"}:
             digest.update(str(file.relative_to(path)).encode())
-            with file.open("rb") as handle:
-                digest.update(hashlib.file_digest(handle, "sha256").digest())
+            digest.update(bytes.fromhex(file_sha256(file)))
     return digest.hexdigest()[:16]
 

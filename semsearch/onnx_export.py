@@ -101,11 +101,11 @@ def _export(model: SentenceTransformer, target: Path) -> None:
              if n in model.tokenizer.model_input_names]
 
     class SentenceGraph(torch.nn.Module):
-        def __init__(self):
+        def __init__(self) -> None:
             super().__init__()
             self.model = model
 
-        def forward(self, *tensors):
+        def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
             return self.model(dict(zip(names, tensors, strict=True)))["sentence_embedding"]
 
     sample = model.tokenizer(["an example sentence", "two"], padding=True, return_tensors="pt")

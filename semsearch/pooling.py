@@ -30,7 +30,7 @@ class AttentionPooling(Module):
         nn.init.zeros_(self.scorer.weight)
         nn.init.zeros_(self.scorer.bias)
 
-    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         tokens = features["token_embeddings"]
         mask = features.get("attention_mask")
         if mask is None or mask.shape != tokens.shape[:-1]:
@@ -47,12 +47,20 @@ class AttentionPooling(Module):
     def get_embedding_dimension(self) -> int:
         return self.embedding_dimension
 
-    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True,
+             **kwargs: Any) -> None:
         self.save_config(output_path)
         self.save_torch_weights(output_path, safe_serialization=True)
 
     @classmethod
-    def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs) -> AttentionPooling:
+    def load(
+        cls, model_name_or_path: str, subfolder: str = "", token: bool | str | None = None,
+        cache_folder: str | None = None, revision: str | None = None,
+        local_files_only: bool = False, init_defaults: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> AttentionPooling:
+        """Load from a local folder only (``Module.load``'s hub options are accepted and
+        ignored: nothing is downloaded)."""
         folder = Path(model_name_or_path, subfolder)
         if not (folder / "model.safetensors").exists():
             raise FileNotFoundError(f"{folder} has no model.safetensors for attention pooling")

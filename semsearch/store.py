@@ -82,19 +82,20 @@ class Store:
 
     def create_schema(self, manifest: dict) -> None:
         with self.db.atomic():
-            self.db["documents"].create(
+            self.db.table("documents").create(
                 {"id": str, "source": str, "title": str, "text": str, "metadata": str,
                  "content_hash": str, "created": str, "updated": str},
                 pk="id",
             )
-            self.db["units"].create(
+            self.db.table("units").create(
                 {"id": int, "document_id": str, "ordinal": int, "text": str,
                  "char_start": int, "char_end": int},
                 pk="id", foreign_keys=[("document_id", "documents", "id")],
             )
-            self.db["units"].create_index(["document_id", "ordinal"], unique=True)
-            self.db["units"].enable_fts(["text"], tokenize=FTS_TOKENIZER, create_triggers=True)
-            self.db["manifest"].create({"key": str, "value": str}, pk="key")
+            self.db.table("units").create_index(["document_id", "ordinal"], unique=True)
+            self.db.table("units").enable_fts(["text"], tokenize=FTS_TOKENIZER,
+                                              create_triggers=True)
+            self.db.table("manifest").create({"key": str, "value": str}, pk="key")
             self.set_manifest({"format_version": FORMAT_VERSION, "created": _now(),
                                "next_unit_id": 0, **manifest})
 
@@ -108,7 +109,7 @@ class Store:
         return {key: json.loads(value) for key, value in rows}
 
     def set_manifest(self, values: dict) -> None:
-        self.db["manifest"].upsert_all(
+        self.db.table("manifest").upsert_all(
             [{"key": key, "value": json.dumps(value)} for key, value in values.items()], pk="key"
         )
 
@@ -129,7 +130,7 @@ class Store:
     ) -> None:
         """Insert documents and their units, which take ``unit_ids`` in order."""
         now = _now()
-        self.db["documents"].insert_all(
+        self.db.table("documents").insert_all(
             ({"id": doc.id, "source": doc.source, "title": doc.title, "text": doc.text,
               "metadata": _metadata_json(doc),
               "content_hash": doc.content_hash, "created": now, "updated": now}
@@ -141,7 +142,7 @@ class Store:
                  "text": doc.text[start:end], "char_start": start, "char_end": end}
                 for doc, doc_spans in zip(documents, spans, strict=True)
                 for ordinal, (start, end) in enumerate(doc_spans)]
-        self.db["units"].insert_all(rows, batch_size=1000)
+        self.db.table("units").insert_all(rows, batch_size=1000)
 
     def delete_documents(self, ids: list[str]) -> np.ndarray:
         """Delete documents with their units (the FTS triggers follow); return the unit ids."""
@@ -229,7 +230,8 @@ class Store:
         if not query or limit < 1:
             return []
         sql = "select units_fts.rowid, -bm25(units_fts) from units_fts"
-        clauses, params = ["units_fts match ?"], [query]
+        clauses = ["units_fts match ?"]
+        params: list[str | int] = [query]
         if where or cluster:
             sql += (" join units u on u.id = units_fts.rowid"
                     " join documents d on d.id = u.document_id")
@@ -329,13 +331,14 @@ class Store:
         if tokenizer is None:
             self.db.execute("insert into units_fts(units_fts) values('rebuild')")
         else:
-            self.db["units"].enable_fts(["text"], tokenize=tokenizer, create_triggers=True,
+            self.db.table("units").enable_fts(["text"], tokenize=tokenizer, create_triggers=True,
                                         replace=True)
 
     def _scope_sql(self, where: dict[str, str] | None,
-                   cluster: tuple[int, int] | None) -> tuple[str, list]:
+                   cluster: tuple[int, int] | None) -> tuple[str, list[str | int]]:
         """SQL condition on units ``u`` and their documents ``d``."""
-        clauses, params = ["1"], []
+        clauses = ["1"]
+        params: list[str | int] = []
         for key, value in (where or {}).items():
             if not _FIELD_NAME.match(key):
                 raise InputError(f"--where: invalid field name {key!r}")
@@ -355,22 +358,23 @@ class Store:
     def save_cluster_run(self, run: dict, clusters: list[dict],
                          assignments: Iterable[dict]) -> int:
         """Store one clustering (its parameters, its clusters, every item's cluster)."""
-        self.db["cluster_runs"].create(
+        self.db.table("cluster_runs").create(
             {"id": int, "method": str, "target": str, "parameters": str, "clusters": int,
              "outliers": int, "items": int, "created": str}, pk="id", if_not_exists=True)
-        self.db["clusters"].create(
+        self.db.table("clusters").create(
             {"run": int, "cluster": int, "size": int, "keywords": str, "representatives": str},
             pk=("run", "cluster"), if_not_exists=True)
-        self.db["cluster_assignments"].create(
+        self.db.table("cluster_assignments").create(
             {"run": int, "unit_id": int, "document_id": str, "cluster": int, "distance": float},
             if_not_exists=True)
-        self.db["cluster_assignments"].create_index(["run", "cluster"], if_not_exists=True)
-        run_id = self.db["cluster_runs"].insert(
+        self.db.table("cluster_assignments").create_index(["run", "cluster"], if_not_exists=True)
+        run_id = self.db.table("cluster_runs").insert(
             {**run, "parameters": json.dumps(run["parameters"]), "created": _now()}).last_pk
-        self.db["clusters"].insert_all(
+        assert isinstance(run_id, int), "an insert into a table keyed by integer id"
+        self.db.table("clusters").insert_all(
             {**c, "run": run_id, "keywords": json.dumps(c["keywords"]),
              "representatives": json.dumps(c["representatives"])} for c in clusters)
-        self.db["cluster_assignments"].insert_all(
+        self.db.table("cluster_assignments").insert_all(
             ({**a, "run": run_id} for a in assignments), batch_size=5000)
         return run_id
 
@@ -397,7 +401,7 @@ class Store:
 
     def save_cluster_map(self, run_id: int, png: bytes, projection: str) -> None:
         """Keep a run's 2-D map inside the index (the search page shows it)."""
-        self.db["cluster_maps"].upsert(
+        self.db.table("cluster_maps").upsert(
             {"run": run_id, "projection": projection, "png": png, "created": _now()}, pk="run")
 
     def cluster_map(self, run_id: int) -> bytes | None:

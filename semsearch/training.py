@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 import transformers
@@ -35,10 +36,16 @@ from semsearch.errors import InputError
 from semsearch.evaluation import held_out, read_beir, read_sts
 from semsearch.pooling import AttentionPooling
 
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modality_types import SingleInput
+
 SCORED_LOSSES = ("cosent", "cosine", "angle")
 # A freshly initialised attention-pooling scorer learns at this multiple of the encoder's rate:
 # at the encoder's own rate it barely moves from mean pooling within one epoch.
 POOLING_HEAD_LR_FACTOR = 50
+# What dev_evaluator makes and train selects checkpoints with.
+DevEvaluator = InformationRetrievalEvaluator | EmbeddingSimilarityEvaluator
 
 
 @dataclass
@@ -112,42 +119,43 @@ def read_training_data(
     if {"anchor", "positive"} <= keys:
         return TrainingData("pairs", {k: [str(r[k]) for r in records]
                                       for k in ("anchor", "positive")})
-    for first, second in (("sentence1", "sentence2"), ("s1", "s2")):
-        if {first, second, "score"} <= keys:
+    for first_key, second_key in (("sentence1", "sentence2"), ("s1", "s2")):
+        if {first_key, second_key, "score"} <= keys:
             scores = [float(r["score"]) for r in records]
             top = max(scores) if max(scores) > 1 else 1.0
-            return TrainingData("scored", {"sentence1": [str(r[first]) for r in records],
-                                           "sentence2": [str(r[second]) for r in records],
+            return TrainingData("scored", {"sentence1": [str(r[first_key]) for r in records],
+                                           "sentence2": [str(r[second_key]) for r in records],
                                            "score": [s / top for s in scores]})
     raise InputError(
         f"{path}: expected an STS file, a BEIR folder, or records with (s1, s2, score),"
         " (anchor, positive) or (anchor, positive, negative)")
 
 
-def dev_evaluator(path: str | Path, split: str = "dev", hold_out: float = 0.0):
+def dev_evaluator(path: str | Path, split: str = "dev", hold_out: float = 0.0
+                  ) -> DevEvaluator:
     """An STS file gives Spearman; a BEIR folder gives nDCG@10 (on its held-out queries when
     ``hold_out`` is set, so selection never sees the rest)."""
     path = Path(path)
     if path.is_dir():
-        documents, queries, qrels = read_beir(path, split)
-        if hold_out:
-            queries = {q: t for q, t in queries.items() if held_out(q, hold_out)}
-        evaluator = InformationRetrievalEvaluator(
+        documents, all_queries, qrels = read_beir(path, split)
+        queries: dict[str, SingleInput] = {
+            q: t for q, t in all_queries.items() if not hold_out or held_out(q, hold_out)}
+        retrieval = InformationRetrievalEvaluator(
             queries=queries, corpus={d.id: d.text for d in documents},
             relevant_docs={q: {d for d, r in qrels[q].items() if r > 0} for q in queries},
             ndcg_at_k=[10], mrr_at_k=[10], accuracy_at_k=[1], precision_recall_at_k=[10],
             map_at_k=[10], name="dev", write_csv=False)
-        evaluator.primary_metric = "dev_cosine_ndcg@10"
-        return evaluator
+        retrieval.primary_metric = "dev_cosine_ndcg@10"
+        return retrieval
     first, second, scores = read_sts(path)
-    evaluator = EmbeddingSimilarityEvaluator(
+    similarity = EmbeddingSimilarityEvaluator(
         first, second, [s / 5.0 for s in scores], main_similarity="cosine",
         similarity_fn_names=["cosine"], name="dev", write_csv=False)
-    evaluator.primary_metric = "dev_spearman_cosine"
-    return evaluator
+    similarity.primary_metric = "dev_spearman_cosine"
+    return similarity
 
 
-def _loss(name: str, kind: str, model):
+def _loss(name: str, kind: str, model: SentenceTransformer) -> tuple[str, torch.nn.Module]:
     if kind == "scored":
         name = "cosent" if name == "auto" else name
         if name not in SCORED_LOSSES:
@@ -163,7 +171,8 @@ def train(
     data: TrainingData, output: str | Path, *, model: str | None = None,
     pooling: str | None = None, loss: str = "auto", epochs: float = 1, batch_size: int = 32,
     lr: float = 2e-5, max_seq_length: int | None = None, seed: int = 42,
-    hard_negatives: int = 0, dev=None, eval_steps: int | None = None, resume: bool = False,
+    hard_negatives: int = 0, dev: DevEvaluator | None = None, eval_steps: int | None = None,
+    resume: bool = False,
     progress: bool = True, on_evaluate: Callable[[dict], None] | None = None,
     pooling_lr_factor: float = POOLING_HEAD_LR_FACTOR,
 ) -> TrainResult:
@@ -194,7 +203,10 @@ def train(
         learning_rate=lr, learning_rate_mapping=head_lr, warmup_steps=0.1, seed=seed,
         data_seed=seed,
         eval_strategy=strategy, save_strategy="steps" if eval_steps else "epoch",
-        eval_steps=eval_steps, save_steps=eval_steps, save_total_limit=2,
+        # None (epoch saving) is accepted: save_steps is read only when save_strategy is
+        # "steps", which transformers' float annotation cannot say.
+        eval_steps=eval_steps, save_steps=eval_steps,  # type: ignore[arg-type]
+        save_total_limit=2,
         load_best_model_at_end=dev is not None,
         metric_for_best_model=f"eval_{dev.primary_metric}" if dev is not None else None,
         greater_is_better=True, logging_steps=1, report_to="none",
@@ -202,7 +214,8 @@ def train(
         else BatchSamplers.BATCH_SAMPLER,
         use_cpu=not torch.cuda.is_available(), disable_tqdm=not progress,
     )
-    callbacks = [EvaluationReporter(on_evaluate, dev.primary_metric)] if dev is not None else []
+    callbacks: list[transformers.TrainerCallback] = (
+        [EvaluationReporter(on_evaluate, dev.primary_metric)] if dev is not None else [])
     trainer = SentenceTransformerTrainer(
         model=st_model, args=args, train_dataset=dataset, loss=loss_module, evaluator=dev,
         callbacks=callbacks)
@@ -213,7 +226,9 @@ def train(
     trainer.train(resume_from_checkpoint=resume and _has_checkpoint(output / "checkpoints"))
     seconds = time.monotonic() - started
     best_dev = trainer.state.best_metric
-    kept_start = start_dev is not None and best_dev is not None and start_dev >= best_dev
+    kept_start = False
+    if start_dev is not None and best_dev is not None and start_dev >= best_dev:
+        kept_start, best_dev = True, max(best_dev, start_dev)
     output.mkdir(parents=True, exist_ok=True)
     (encoder.model if kept_start else st_model).save(str(output), safe_serialization=True)
     history = trainer.state.log_history
@@ -224,8 +239,7 @@ def train(
         output=str(output), examples=len(dataset), loss=loss_name,
         steps=trainer.state.global_step, seconds=round(seconds, 1),
         losses=[h["loss"] for h in history if "loss" in h], dev=dev_scores,
-        start_dev=start_dev, best_dev=max(best_dev, start_dev) if kept_start else best_dev,
-        kept_start=kept_start)
+        start_dev=start_dev, best_dev=best_dev, kept_start=kept_start)
 
 
 def _has_checkpoint(folder: Path) -> bool:
@@ -235,10 +249,12 @@ def _has_checkpoint(folder: Path) -> bool:
 class EvaluationReporter(transformers.TrainerCallback):
     """Passes each dev evaluation to ``report`` (the CLI prints a line per epoch)."""
 
-    def __init__(self, report: Callable[[dict], None] | None, metric: str):
+    def __init__(self, report: Callable[[dict], None] | None, metric: str) -> None:
         self.report, self.metric = report, metric
 
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+    def on_evaluate(self, args: transformers.TrainingArguments, state: transformers.TrainerState,
+                    control: transformers.TrainerControl,
+                    metrics: dict[str, float] | None = None, **kwargs: Any) -> None:
         if self.report and metrics:
             self.report({"epoch": state.epoch, "step": state.global_step,
                          "score": metrics.get(f"eval_{self.metric}")})

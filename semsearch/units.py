@@ -93,6 +93,7 @@ def unit_spans(
     sentences = sentence_spans(text)
     if unit == "sentence" or not sentences:
         return sentences
+    assert max_tokens is not None, f"{unit} units need max_tokens"
     if unit == "document":
         whole = (sentences[0][0], sentences[-1][1])
         if max_tokens == sys.maxsize or token_counts([text[slice(*whole)]])[0] <= max_tokens:

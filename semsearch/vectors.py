@@ -11,6 +11,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from semsearch.checksum import file_sha256
 from semsearch.errors import CorruptIndexError, InputError
 
 AUTO = "auto"
@@ -203,6 +204,13 @@ class VectorIndex:
     def approximate(self) -> bool:
         return _effort_kind(self.index) is not None
 
+    @property
+    def on_gpu(self) -> bool:
+        """Whether unfiltered searches run on a GPU copy of the index. The copy is made by the
+        first such search, where FAISS sees a GPU and can hold this index type there; a write
+        drops it (the next search makes it again)."""
+        return self._gpu_index is not None and self._gpu_index is not self.index
+
     def tune(self, recall: float = DEFAULT_RECALL, k: int = 10, queries: int = TUNING_QUERIES,
              seed: int = 0) -> tuple[int | None, float]:
         """Choose the smallest search effort (nprobe or efSearch) whose recall@k reaches
@@ -221,7 +229,7 @@ class VectorIndex:
         ids = self.ids()
         rng = np.random.default_rng(seed)
         picks = rng.choice(len(ids), size=(3, min(queries, len(ids))))
-        sample = _normalized(sum(self.vectors(ids[row]) for row in picks))
+        sample = _normalized(np.sum([self.vectors(ids[row]) for row in picks], axis=0))
         kth_best = self._exact_kth_scores(sample, ids, k)
         if _code_size(self.index) < 4 * self.dimension:
             recall = min(recall + COMPRESSION_MARGIN, 1.0)
@@ -327,11 +335,6 @@ def _ivf_of(index):
         return faiss.extract_index_ivf(index)
     except RuntimeError:
         return None
-
-
-def file_sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _normalized(vectors: np.ndarray) -> np.ndarray:

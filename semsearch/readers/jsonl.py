@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
-from typing import BinaryIO
+from collections.abc import Iterable, Iterator
+from typing import Any, BinaryIO
 
 from semsearch.readers.document import Document, Reader, ReadOptions, Warn, over_the_cap
 from semsearch.readers.records import Records, lines, read_records
@@ -61,7 +61,9 @@ def _finite(record: dict, where: str, warn: Warn) -> dict:
     while stack:
         container, path = stack.pop()
         keyed = isinstance(container, dict)
-        for key, value in list(container.items() if keyed else enumerate(container)):
+        entries: Iterable[tuple[Any, Any]] = (container.items() if isinstance(container, dict)
+                                              else enumerate(container))
+        for key, value in list(entries):
             field_path = (f"{path}.{key}" if path else str(key)) if keyed else f"{path}[{key}]"
             if isinstance(value, float) and not math.isfinite(value):
                 spelling = "NaN" if math.isnan(value) else ("Infinity" if value > 0
