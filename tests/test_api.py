@@ -20,8 +20,8 @@ def test_python_api_round_trip(tmp_path, encoder):
     assert found[0][0].document_id == "d1"
 
 
-def test_interrupted_add_keeps_the_committed_index(tmp_path, encoder):
-    index = Index.create(tmp_path / "idx")
+def test_interrupted_add_keeps_the_committed_index(tmp_path, fake_model):
+    index = Index.create(tmp_path / "idx", model=str(fake_model))
     index.add(docs("Apples are red.", "Bananas are yellow."))
     before = index.search("fruit colour", SearchOptions(k=5))
 
@@ -39,10 +39,10 @@ def test_interrupted_add_keeps_the_committed_index(tmp_path, encoder):
     assert reopened.add(docs("Cherries are dark red.", prefix="new")).added == 1
 
 
-def test_a_second_writer_is_refused(tmp_path, encoder):
+def test_a_second_writer_is_refused(tmp_path, fake_model):
     import fcntl
 
-    index = Index.create(tmp_path / "idx")
+    index = Index.create(tmp_path / "idx", model=str(fake_model))
     with (tmp_path / "idx" / LOCK_FILE).open("a") as holder:
         fcntl.flock(holder, fcntl.LOCK_EX)
         with pytest.raises(IndexBusyError, match="another process is writing"):
@@ -50,8 +50,8 @@ def test_a_second_writer_is_refused(tmp_path, encoder):
     assert index.add(docs("Now it goes in.")).added == 1
 
 
-def test_settings_of_an_existing_index_must_match(tmp_path, encoder):
-    Index.create(tmp_path / "idx", settings=IndexSettings(unit="passage"))
+def test_settings_of_an_existing_index_must_match(tmp_path, fake_model):
+    Index.create(tmp_path / "idx", model=str(fake_model), settings=IndexSettings(unit="passage"))
     assert Index.open_or_create(tmp_path / "idx", unit="passage").manifest["unit"] == "passage"
     with pytest.raises(IndexMismatchError, match="would need a new index"):
         Index.open_or_create(tmp_path / "idx", unit="sentence")

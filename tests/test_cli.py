@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from conftest import DATA
+from semsearch.checksum import file_sha256
 from semsearch.encoder import load_encoder
 from semsearch.index import Index
 from semsearch.store import Store
-from semsearch.vectors import file_sha256
 
 
 def vectors_file(index_dir):
@@ -39,8 +39,8 @@ def test_queries_from_file_and_stdin(run_json, corpus, tmp_path):
     assert "parrot" in results[0]["hits"][0]["text"]
 
 
-def test_reindex_skips_unchanged_and_replaces_changed(run_json, corpus):
-    first = run_json("index", "-i", "demo", corpus)
+def test_reindex_skips_unchanged_and_replaces_changed(run_json, corpus, fake_model):
+    first = run_json("index", "-i", "demo", "--model", fake_model, corpus)
     assert first["added"] == 3
     again = run_json("index", "-i", "demo", corpus)
     assert (again["added"], again["replaced"], again["unchanged"], again["units"]) == (0, 0, 3, 0)
@@ -53,8 +53,8 @@ def test_reindex_skips_unchanged_and_replaces_changed(run_json, corpus):
     assert run_json("check", "-i", "demo")["consistent"]
 
 
-def test_remove_by_path_and_id(run_json, corpus, tmp_path):
-    run_json("index", "-i", "demo", corpus)
+def test_remove_by_path_and_id(run_json, corpus, tmp_path, fake_model):
+    run_json("index", "-i", "demo", "--model", fake_model, corpus)
     assert run_json("remove", "-i", "demo", corpus / "pets.txt")["removed"] == 1
     info = run_json("info", "-i", "demo")
     assert (info["documents"], info["vectors"]) == (2, info["units"])
@@ -66,14 +66,14 @@ def test_remove_by_path_and_id(run_json, corpus, tmp_path):
     assert run_json("info", "-i", "demo")["documents"] == 1
 
 
-def test_where_filters_before_ranking(run_json, tmp_path):
+def test_where_filters_before_ranking(run_json, tmp_path, fake_model):
     records = [{"id": f"cat{i}", "text": f"My cat number {i} loves to sleep.", "lang": "en"}
                for i in range(30)]
     records += [{"id": f"bank{i}", "text": f"Interest rates at bank {i} went up.", "lang": "fr"}
                 for i in range(6)]
     path = tmp_path / "docs.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in records))
-    run_json("index", "-i", "mixed", path)
+    run_json("index", "-i", "mixed", "--model", fake_model, path)
     hits = run_json("query", "-i", "mixed", "sleepy cats", "-k", "5", "--where", "lang=fr")[0]
     assert len(hits["hits"]) == 5
     assert all(h["metadata"]["lang"] == "fr" for h in hits["hits"])
@@ -81,8 +81,8 @@ def test_where_filters_before_ranking(run_json, tmp_path):
     assert none == []
 
 
-def test_by_document_min_score_and_context(run_json, corpus):
-    run_json("index", "-i", "demo", corpus)
+def test_by_document_min_score_and_context(run_json, corpus, fake_model):
+    run_json("index", "-i", "demo", "--model", fake_model, corpus)
     hits = run_json("query", "-i", "demo", "animals", "-k", "3", "--by-document")[0]["hits"]
     assert len({h["document_id"] for h in hits}) == len(hits) == 3
     strict = run_json("query", "-i", "demo", "red planet", "--min-score", "0.5")[0]["hits"]
@@ -93,10 +93,10 @@ def test_by_document_min_score_and_context(run_json, corpus):
                                                     " Station."]
 
 
-def test_passage_units_and_stdin(run_json):
+def test_passage_units_and_stdin(run_json, fake_model):
     text = " ".join(f"Fact {i} is about the ocean and its tides." for i in range(40))
-    result = run_json("index", "-i", "passages", "--unit", "passage", "--passage-tokens", "40",
-                      "-", input=text)
+    result = run_json("index", "-i", "passages", "--model", fake_model, "--unit", "passage",
+                      "--passage-tokens", "40", "-", input=text)
     assert 1 < result["units"] < 40
     info = run_json("info", "-i", "passages")
     assert info["unit"] == "passage" and info["documents"] == 1
@@ -126,24 +126,26 @@ def test_mismatched_model_is_refused_and_bert_folder_works(run, run_json, corpus
     assert run_json("query", "-i", "tiny", "moon")[0]["hits"]
 
 
-def test_binary_file_is_skipped(run, corpus):
+def test_binary_file_is_skipped(run, corpus, fake_model):
     (corpus / "blob.txt").write_bytes(bytes(range(256)) * 4)
-    result = run("index", "-i", "demo", corpus)
+    result = run("index", "-i", "demo", "--model", fake_model, corpus)
     assert "blob.txt: skipped, looks like a binary file" in result.stderr
     assert "3 added" in result.stdout
 
 
-def test_missing_input_and_missing_index_are_one_line_errors(run, tmp_path):
-    err = run("index", "-i", "demo", tmp_path / "missing.txt", expect=1).stderr
+def test_missing_input_and_missing_index_are_one_line_errors(run, tmp_path, fake_model):
+    err = run("index", "-i", "demo", "--model", fake_model, tmp_path / "missing.txt",
+              expect=1).stderr
     assert "no such file" in err and err.count("\n") == 1
     err = run("query", "-i", "nothing-here", "hello", expect=1).stderr
     assert "no index at" in err and err.count("\n") == 1
 
 
-def test_empty_corpus_and_damaged_store_are_one_line_errors(run, tmp_path, indexes_home):
+def test_empty_corpus_and_damaged_store_are_one_line_errors(run, tmp_path, indexes_home,
+                                                            fake_model):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "blank.txt").write_text("   \n")
-    err = run("index", "-i", "demo", tmp_path / "empty", expect=1).stderr
+    err = run("index", "-i", "demo", "--model", fake_model, tmp_path / "empty", expect=1).stderr
     assert "no documents found" in err
     for leftover in (indexes_home / "demo").glob("store.db-*"):
         leftover.unlink()
@@ -152,8 +154,9 @@ def test_empty_corpus_and_damaged_store_are_one_line_errors(run, tmp_path, index
     assert "is not a semsearch store" in err and err.count("\n") == 1
 
 
-def test_truncated_vector_file_is_detected_and_repaired(run, run_json, corpus, indexes_home):
-    run_json("index", "-i", "demo", corpus)
+def test_truncated_vector_file_is_detected_and_repaired(run, run_json, corpus, indexes_home,
+                                                        fake_model):
+    run_json("index", "-i", "demo", "--model", fake_model, corpus)
     before = run_json("query", "-i", "demo", "red planet", "-k", "3")
     path = vectors_file(indexes_home / "demo")
     path.write_bytes(path.read_bytes()[:100])
@@ -166,8 +169,9 @@ def test_truncated_vector_file_is_detected_and_repaired(run, run_json, corpus, i
     assert run_json("query", "-i", "demo", "red planet", "-k", "3") == before
 
 
-def test_store_vector_mismatch_is_detected_and_repaired(run, run_json, corpus, indexes_home):
-    run_json("index", "-i", "demo", corpus)
+def test_store_vector_mismatch_is_detected_and_repaired(run, run_json, corpus, indexes_home,
+                                                        fake_model):
+    run_json("index", "-i", "demo", "--model", fake_model, corpus)
     before = run_json("query", "-i", "demo", "bread", "-k", "4")
     path = vectors_file(indexes_home / "demo")
     vectors = faiss.read_index(str(path))
@@ -182,8 +186,8 @@ def test_store_vector_mismatch_is_detected_and_repaired(run, run_json, corpus, i
     assert run_json("query", "-i", "demo", "bread", "-k", "4") == before
 
 
-def test_bit_flip_in_the_vector_file_is_caught(run, run_json, corpus, indexes_home):
-    run_json("index", "-i", "demo", corpus)
+def test_bit_flip_in_the_vector_file_is_caught(run, run_json, corpus, indexes_home, fake_model):
+    run_json("index", "-i", "demo", "--model", fake_model, corpus)
     before = run_json("query", "-i", "demo", "bread", "-k", "4")
     path = vectors_file(indexes_home / "demo")
     data = bytearray(path.read_bytes())
@@ -196,11 +200,12 @@ def test_bit_flip_in_the_vector_file_is_caught(run, run_json, corpus, indexes_ho
 
 
 @pytest.mark.parametrize("factory", ["HNSW32", "IVF4,Flat"])
-def test_other_faiss_types(run_json, tmp_path, factory):
+def test_other_faiss_types(run_json, tmp_path, factory, fake_model):
     lines = [json.dumps({"id": f"d{i}", "text": f"Note {i}: item {i % 7} is stored in box {i}.",
                          "shelf": str(i % 3)}) for i in range(200)]
     (tmp_path / "notes.jsonl").write_text("\n".join(lines))
-    run_json("index", "-i", "ann", "--faiss", factory, tmp_path / "notes.jsonl")
+    run_json("index", "-i", "ann", "--model", fake_model, "--faiss", factory,
+             tmp_path / "notes.jsonl")
     info = run_json("info", "-i", "ann")
     assert info["faiss_built"] == factory and info["vectors"] == 200
     assert info["search_effort"] >= 1 and info["measured_recall"] >= 0.95
@@ -216,9 +221,10 @@ def test_other_faiss_types(run_json, tmp_path, factory):
     assert run_json("check", "-i", "ann")["consistent"]
 
 
-def test_bad_faiss_string(run, corpus):
+def test_bad_faiss_string(run, corpus, fake_model):
     assert "not a FAISS factory string" in run(
-        "index", "-i", "x", "--faiss", "Nonsense42", corpus, expect=1).stderr
+        "index", "-i", "x", "--model", fake_model, "--faiss", "Nonsense42", corpus,
+        expect=1).stderr
 
 
 def test_eval_sts_matches_plain_sentence_transformers(run_json):
@@ -268,11 +274,11 @@ def test_precision_is_chosen_from_the_hardware_and_can_be_forced(run, run_json, 
     assert "precision" in run("--precision", "int4", "info", "-i", "p", expect=2).stderr
 
 
-def test_compact_gives_back_the_space_of_removed_documents(run, run_json, tmp_path):
+def test_compact_gives_back_the_space_of_removed_documents(run, run_json, tmp_path, fake_model):
     lines = [json.dumps({"id": f"d{i}", "text": f"Record {i} describes part {i * 7} in detail. "
                          * 5}) for i in range(300)]
     (tmp_path / "parts.jsonl").write_text("\n".join(lines))
-    run_json("index", "-i", "parts", tmp_path / "parts.jsonl")
+    run_json("index", "-i", "parts", "--model", fake_model, tmp_path / "parts.jsonl")
     assert run_json("remove", "-i", "parts", *[f"d{i}" for i in range(20, 300)])["removed"] == 280
     sizes = run_json("compact", "-i", "parts")
     assert sizes["bytes_after"] < 0.5 * sizes["bytes_before"]

@@ -94,8 +94,8 @@ def test_cluster_run_is_stored_listed_exported_and_searchable(run, run_json, tmp
                                      expect=1).stderr
 
 
-def test_document_runs_and_removed_documents(run_json):
-    run_json("index", "-i", "topics", TOPICS)
+def test_document_runs_and_removed_documents(run_json, fake_model):
+    run_json("index", "-i", "topics", "--model", fake_model, TOPICS)
     made = run_json("cluster", "-i", "topics", "--by-document", "-k", "3")
     assert made["target"] == "document" and made["items"] == 24
     run_json("remove", "-i", "topics", "football-0")

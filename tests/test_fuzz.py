@@ -77,19 +77,19 @@ def test_deep_nesting_is_reported_and_the_next_line_still_read(tmp_path):
 
 
 @pytest.mark.parametrize("megabytes", [5, pytest.param(50, marks=pytest.mark.slow)])
-def test_a_huge_single_line_is_indexed(run_json, tmp_path, megabytes):
+def test_a_huge_single_line_is_indexed(run_json, tmp_path, megabytes, fake_model):
     (tmp_path / "huge.txt").write_bytes(b"endless " * (megabytes * 2**20 // 8))
-    result = run_json("index", "-i", "huge", "--unit", "document", "--no-chunk",
-                      tmp_path / "huge.txt")
+    result = run_json("index", "-i", "huge", "--model", fake_model, "--unit", "document",
+                      "--no-chunk", tmp_path / "huge.txt")
     assert result["added"] == 1 and result["truncated"] == 1
     assert run_json("check", "-i", "huge")["consistent"]
 
 
 @pytest.fixture(scope="module")
-def small_index(tmp_path_factory, encoder):
+def small_index(tmp_path_factory, fake_model):
     from semsearch.index import Index
 
-    index = Index.create(tmp_path_factory.mktemp("fuzz") / "index")
+    index = Index.create(tmp_path_factory.mktemp("fuzz") / "index", model=str(fake_model))
     from semsearch.readers import Document
 
     index.add([Document(id=f"d{i}", text=f"Item {i} is a red kettle.", source="fuzz",

@@ -33,8 +33,9 @@ def test_gpu_search_matches_cpu_and_saves_from_the_cpu_copy(tmp_path, factory):
         index.index.train(vectors)
     index.add(np.arange(5000, dtype=np.int64), vectors)
     queries = vectors[:20]
+    assert not index.on_gpu  # the copy is made by the first search
     on_gpu = index.search(queries, 10, effort=64)
-    assert index._gpu_or_cpu() is not index.index  # the search ran on the GPU copy
+    assert index.on_gpu  # the search ran on the GPU copy
     cpu = index.index.search(queries, 10, params=index.search_parameters(None, 64, 10))
     assert np.array_equal(on_gpu[1], cpu[1])
     index.save(tmp_path / "v.faiss")

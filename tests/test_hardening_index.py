@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_hardening_storage import _leave_free, small_disk  # noqa: F401  (a fixture)
-from test_reliability import SEMSEARCH, run_semsearch
+from test_reliability import SEMSEARCH
 
 from semsearch.errors import InputError
 from semsearch.index import Index
@@ -57,9 +57,9 @@ def lines(result) -> list[str]:
 
 
 def test_a_zeroed_store_page_is_reported_in_one_line_and_repair_rebuilds_from_what_is_left(
-        run, run_json, tmp_path, notes):
+        run, run_json, tmp_path, notes, fake_model):
     index = tmp_path / "idx"
-    run("index", "-i", index, notes)
+    run("index", "-i", index, "--model", fake_model, notes)
     zero_page(index / "store.db", "documents", nth=3)  # a few documents
     zero_page(index / "store.db", "units", kind="root")  # and every unit
     report = run("check", "-i", index, expect=1)  # before: a traceback from quick_check
@@ -85,9 +85,9 @@ def test_a_zeroed_store_page_is_reported_in_one_line_and_repair_rebuilds_from_wh
 
 
 def test_a_lost_documents_table_is_put_back_together_from_the_units(run, run_json, tmp_path,
-                                                                     notes):
+                                                                     notes, fake_model):
     index = tmp_path / "idx"
-    run("index", "-i", index, notes)
+    run("index", "-i", index, "--model", fake_model, notes)
     zero_page(index / "store.db", "documents", kind="root")
     first, _ = lines(run("check", "-i", index, expect=1))
     assert "240 of 240 documents can be read" in first
@@ -98,9 +98,9 @@ def test_a_lost_documents_table_is_put_back_together_from_the_units(run, run_jso
     assert hit["document_id"] == "n7" and "kingfisher" in hit["text"]
 
 
-def test_a_search_of_a_damaged_store_is_a_one_line_error(run, tmp_path, notes):
+def test_a_search_of_a_damaged_store_is_a_one_line_error(run, tmp_path, notes, fake_model):
     index = tmp_path / "idx"
-    run("index", "-i", index, notes)
+    run("index", "-i", index, "--model", fake_model, notes)
     zero_page(index / "store.db", "units", kind="root")
     result = run("query", "-i", index, "heron", expect=1)  # before: sqlite3.DatabaseError
     assert result.stderr == ("Error: the index store is damaged (database disk image is"
@@ -109,9 +109,9 @@ def test_a_search_of_a_damaged_store_is_a_one_line_error(run, tmp_path, notes):
 
 
 def test_a_store_with_no_readable_document_says_plainly_it_cannot_be_repaired(run, tmp_path,
-                                                                             notes):
+                                                                             notes, fake_model):
     index = tmp_path / "idx"
-    run("index", "-i", index, notes)
+    run("index", "-i", index, "--model", fake_model, notes)
     zero_page(index / "store.db", "documents", kind="root")
     zero_page(index / "store.db", "units", kind="root")
     assert lines(run("check", "-i", index, expect=1))[1] == (
@@ -122,9 +122,9 @@ def test_a_store_with_no_readable_document_says_plainly_it_cannot_be_repaired(ru
     assert not list(index.glob("store.db.damaged-*"))
 
 
-def test_check_repair_ends_by_saying_it_repaired(run, tmp_path, corpus):
+def test_check_repair_ends_by_saying_it_repaired(run, tmp_path, corpus, fake_model):
     index = tmp_path / "idx"
-    run("index", "-i", index, corpus)
+    run("index", "-i", index, "--model", fake_model, corpus)
     next(index.glob("vectors.*.faiss")).write_bytes(b"not a faiss file")
     broken = lines(run("check", "-i", index, expect=1))
     assert broken[-1] == "run `semsearch check --repair` to fix it"
@@ -136,10 +136,10 @@ def test_check_repair_ends_by_saying_it_repaired(run, tmp_path, corpus):
 # ---- a read-only copy -------------------------------------------------------------------------
 
 @pytest.fixture
-def read_only_copy(tmp_path, run, corpus):
+def read_only_copy(tmp_path, run, corpus, fake_model):
     """An index reached through a read-only bind mount (as on a CD, a read-only share, or a
     folder the user may not write: root writes through permissions, not through this)."""
-    run("index", "-i", tmp_path / "idx", corpus)
+    run("index", "-i", tmp_path / "idx", "--model", fake_model, corpus)
     view = tmp_path / "view"
     view.mkdir()
     made = subprocess.run(["mount", "--bind", "-o", "ro", str(tmp_path / "idx"), str(view)],
@@ -173,41 +173,40 @@ def test_a_read_only_copy_can_be_searched_and_refuses_writes_in_one_line(
 # ---- creating -----------------------------------------------------------------------------------
 
 def test_creating_an_index_on_a_full_disk_leaves_nothing_behind_and_says_why(
-        small_disk, tmp_path, run):  # noqa: F811
+        small_disk, tmp_path, run, fake_model):  # noqa: F811
     note = tmp_path / "note.txt"
     note.write_text("A note about herons.")
     _leave_free(small_disk, 0)
-    result = run("index", "-i", small_disk / "idx", note, expect=1)
+    result = run("index", "-i", small_disk / "idx", "--model", fake_model, note, expect=1)
     assert result.stderr == (f"Error: cannot create an index at {small_disk / 'idx'}: database"
                              " or disk is full (the disk has 0 B free); nothing was written (free"
                              " some space or choose another --index)\n")
     # before: "store.db.PID.new is not a semsearch store (database or disk is full)"
     assert [path.name for path in (small_disk / "idx").iterdir()] == []  # before: store.db.N.new
     (small_disk / "filler").unlink()
-    run("index", "-i", small_disk / "idx", note)
+    run("index", "-i", small_disk / "idx", "--model", fake_model, note)
 
 
 @pytest.mark.parametrize("shards", [[], ["--shards", "2"]])
-def test_two_runs_creating_the_same_index_both_succeed(tmp_path, shards):
+def test_two_runs_creating_the_same_index_both_succeed(tmp_path, shards, run_json, fake_model):
     files = []
     for number in range(3):
         files.append(tmp_path / f"note{number}.txt")
         files[-1].write_text(f"Note {number} is about the {ANIMALS[number]}.")
     index = tmp_path / "idx"
     runs = [subprocess.Popen([SEMSEARCH, "index", "-i", str(index), *shards, "--timeout", "120",
-                              str(file)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True) for file in files]
+                              "--model", str(fake_model), str(file)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for file in files]
     outcomes = [(process.wait(), process.stderr.read()) for process in runs]
     assert outcomes == [(0, "")] * 3  # before: "an index already exists" for the losers
-    report = json.loads(run_semsearch(["info", "-i", str(index), "--json"]).stdout)
-    assert report["documents"] == 3
+    assert run_json("info", "-i", index)["documents"] == 3
 
 
 # ---- stored metadata and approximate search ---------------------------------------------------
 
 def test_non_finite_metadata_from_the_python_api_is_refused_before_anything_is_written(
-        tmp_path, encoder):
-    index = Index.open_or_create(tmp_path / "idx")
+        tmp_path, fake_model):
+    index = Index.open_or_create(tmp_path / "idx", model=str(fake_model))
     index.add([Document(id="fine", text="A fine note.")])
     with pytest.raises(InputError, match="^bad: metadata holds NaN or Infinity"):
         index.add([Document(id="other", text="Another note."),

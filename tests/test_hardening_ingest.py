@@ -19,7 +19,7 @@ from test_reliability import SEMSEARCH
 from semsearch.encoder import load_encoder
 from semsearch.readers import ReadOptions, read_documents
 
-PEAK_RSS_MB = 1024
+PEAK_RSS_MB = 1024  # with the default model loaded, as a user's run has it (not the fake one)
 # Spawns argv[2:], lets go of stdin (so that only the child holds the pipe), waits for it with
 # os.wait4, writes its peak RSS (KiB) to argv[1] and exits as it did.
 LAUNCHER = ("import os, subprocess, sys; child = subprocess.Popen(sys.argv[2:]); os.close(0);"
@@ -51,9 +51,10 @@ NON_FINITE = ('{"id": "n1", "text": "Otters hold hands while they sleep.", "scor
 
 
 def test_non_finite_numbers_in_a_jsonl_file_are_stored_as_null_with_a_warning(
-        run, run_json, tmp_path):
+        run, run_json, tmp_path, fake_model):
     (tmp_path / "notes.jsonl").write_text(NON_FINITE)
-    warnings = run_json("index", "-i", "nan", tmp_path / "notes.jsonl")["warnings"]
+    warnings = run_json("index", "-i", "nan", "--model", fake_model,
+                        tmp_path / "notes.jsonl")["warnings"]
     where = f"{tmp_path / 'notes.jsonl'}:1"
     assert set(warnings) == {f"{where}: field 'score' is NaN; stored as null",
                              f"{where}: field 'stats.high' is Infinity; stored as null",
@@ -66,8 +67,9 @@ def test_non_finite_numbers_in_a_jsonl_file_are_stored_as_null_with_a_warning(
     assert metadata["n2"] == {"score": 0.5}
 
 
-def test_non_finite_numbers_from_stdin_are_stored_as_null(run, run_json):
-    result = run_json("index", "-i", "nan", "--format", "jsonl", "-", input=NON_FINITE.encode())
+def test_non_finite_numbers_from_stdin_are_stored_as_null(run, run_json, fake_model):
+    result = run_json("index", "-i", "nan", "--model", fake_model, "--format", "jsonl", "-",
+                      input=NON_FINITE.encode())
     assert "<stdin>:1: field 'score' is NaN; stored as null" in result["warnings"]
     strict_json(run("query", "-i", "nan", "otters", "--json").stdout)
 
@@ -147,10 +149,11 @@ def test_long_texts_give_the_same_vectors_and_counts_as_sentence_transformers():
     assert whole[:2] == [1, 4] and encoder.count_truncated(texts) == 4
 
 
-def test_records_over_the_cap_are_skipped(run_json, tmp_path):
+def test_records_over_the_cap_are_skipped(run_json, tmp_path, fake_model):
     (tmp_path / "notes.jsonl").write_text(
         '{"text": "First heron."}\n' + json.dumps({"text": "x " * 5000}) + '\n{"text": "Egret."}\n')
-    result = run_json("index", "-i", "cap", "--max-document-mb", "0.001", tmp_path / "notes.jsonl")
+    result = run_json("index", "-i", "cap", "--model", fake_model, "--max-document-mb", "0.001",
+                      tmp_path / "notes.jsonl")
     assert result["added"] == 2
     assert result["warnings"] == [f"{tmp_path / 'notes.jsonl'}:2: skipped, over"
                                   " --max-document-mb 0.001"]
@@ -162,9 +165,9 @@ def test_records_over_the_cap_are_skipped(run_json, tmp_path):
                for w in result["warnings"])
 
 
-def test_stdin_text_over_the_cap_is_skipped(run, run_json, tmp_path):
+def test_stdin_text_over_the_cap_is_skipped(run, run_json, tmp_path, fake_model):
     (tmp_path / "small.txt").write_text("A small note about herons.")
-    result = run_json("index", "-i", "cap", "--max-document-mb", "0.01", "-",
+    result = run_json("index", "-i", "cap", "--model", fake_model, "--max-document-mb", "0.01", "-",
                       tmp_path / "small.txt", input=b"word " * 10_000)
     assert result["added"] == 1
     assert result["warnings"] == ["<stdin>: skipped, over --max-document-mb 0.01"]
@@ -205,8 +208,8 @@ def deep_folder(tmp_path):
         deepest = deepest.parent
 
 
-def test_a_folder_nested_1000_deep_is_indexed(run_json, deep_folder):
-    assert run_json("index", "-i", "deep", deep_folder)["added"] == 1
+def test_a_folder_nested_1000_deep_is_indexed(run_json, deep_folder, fake_model):
+    assert run_json("index", "-i", "deep", "--model", fake_model, deep_folder)["added"] == 1
 
 
 def test_the_walk_keeps_the_rules_of_rglob(tmp_path):
@@ -242,8 +245,8 @@ def linked(tmp_path, corpus):
     return corpus
 
 
-def test_symlinks_out_of_the_folder_are_skipped_with_a_warning(run_json, linked):
-    result = run_json("index", "-i", "links", linked)
+def test_symlinks_out_of_the_folder_are_skipped_with_a_warning(run_json, linked, fake_model):
+    result = run_json("index", "-i", "links", "--model", fake_model, linked)
     assert result["added"] == 3  # pets (once), space, food
     assert sorted(result["warnings"]) == sorted([
         f"{linked / 'passwd.txt'}: skipped, symbolic link to outside the folders given"
@@ -255,20 +258,21 @@ def test_symlinks_out_of_the_folder_are_skipped_with_a_warning(run_json, linked)
         f"{linked / 'gone.txt'}: skipped, broken symbolic link"])
 
 
-def test_follow_symlinks_reads_the_target_by_its_own_name(run_json, linked, tmp_path):
-    result = run_json("index", "-i", "links", "--follow-symlinks", linked)
+def test_follow_symlinks_reads_the_target_by_its_own_name(run_json, linked, tmp_path,
+                                                          fake_model):
+    result = run_json("index", "-i", "links", "--model", fake_model, "--follow-symlinks", linked)
     assert result["added"] == 4  # records.jsonl, by its name, not the link's (no suffix)
     ids = {hit["document_id"] for hit in run_json(
         "query", "-i", "links", "herons launch code", "-k", "20")[0]["hits"]}
     assert "r1" in ids and str(tmp_path / "outside" / "secret") not in ids  # no suffix: skipped
 
 
-def test_a_fifo_given_directly_is_not_opened(run, tmp_path, corpus):
+def test_a_fifo_given_directly_is_not_opened(run, tmp_path, corpus, fake_model):
     os.mkfifo(tmp_path / "pipe")
-    stderr = run("index", "-i", "fifo", tmp_path / "pipe", expect=1).stderr
+    stderr = run("index", "-i", "fifo", "--model", fake_model, tmp_path / "pipe", expect=1).stderr
     assert stderr.startswith(f"warning: {tmp_path / 'pipe'}: skipped, not a regular file\n")
     os.mkfifo(corpus / "inside.txt")  # inside a folder: passed over quietly, as before
-    assert run("index", "-i", "fifo", corpus).stderr == ""
+    assert run("index", "-i", "fifo", "--model", fake_model, corpus).stderr == ""
 
 
 def drop_root_file_powers() -> None:
@@ -281,13 +285,14 @@ def drop_root_file_powers() -> None:
                 raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
 
 
-def test_an_unreadable_folder_is_reported(tmp_path, corpus):
+def test_an_unreadable_folder_is_reported(tmp_path, corpus, fake_model):
     locked = corpus / "locked"
     locked.mkdir()
     (locked / "hidden.txt").write_text("Unreachable words.")
     locked.chmod(0)
     try:
-        result = subprocess.run([SEMSEARCH, "index", "-i", str(tmp_path / "idx"), str(corpus)],
+        result = subprocess.run([SEMSEARCH, "index", "-i", str(tmp_path / "idx"), "--model",
+                                 str(fake_model), str(corpus)],
                                 capture_output=True, text=True, preexec_fn=drop_root_file_powers)
     finally:
         locked.chmod(0o755)
@@ -295,11 +300,12 @@ def test_an_unreadable_folder_is_reported(tmp_path, corpus):
     assert result.stderr == f"warning: {locked}: skipped, cannot read (Permission denied)\n"
 
 
-def test_a_nan_stored_before_it_was_refused_is_printed_as_null(run, run_json, tmp_path):
+def test_a_nan_stored_before_it_was_refused_is_printed_as_null(run, run_json, tmp_path,
+                                                               fake_model):
     import sqlite3
 
     (tmp_path / "note.txt").write_text("Otters hold hands while they sleep.")
-    run("index", "-i", tmp_path / "old", tmp_path / "note.txt")
+    run("index", "-i", tmp_path / "old", "--model", fake_model, tmp_path / "note.txt")
     with sqlite3.connect(tmp_path / "old" / "store.db") as db:  # as an older version stored it
         db.execute("""update documents set metadata = '{"score": NaN}'""")
     answer = strict_json(run("query", "-i", tmp_path / "old", "otters", "--json").stdout)

@@ -41,13 +41,13 @@ def test_default_model_fp32_and_int8_against_torch(encoder):
 def test_a_read_only_model_folder_caches_elsewhere(tiny_bert, tmp_path, monkeypatch):
     import shutil
 
-    from semsearch.encoder import _build_model
-
     folder = tmp_path / "model"
     shutil.copytree(tiny_bert, folder, ignore=shutil.ignore_patterns("onnx"))
     (folder / "onnx").write_text("not a folder")  # mkdir fails, even for root
     monkeypatch.setenv("SEMSEARCH_CACHE", str(tmp_path / "cache"))
-    model = _build_model(folder, "mean", "cpu")
+    encoder = load_encoder(folder, "mean", device="cpu", precision="fp32", backend="torch")
+    model, folder = encoder.model, encoder.path  # torch: nothing exported yet
+    assert not (tmp_path / "cache").exists()
     exported = onnx_file(model, folder, "fp32")
     assert exported.parent == tmp_path / "cache" / "onnx" and exported.stat().st_size > 0
     assert not [p for p in exported.parent.iterdir() if p.suffix == ".tmp"]

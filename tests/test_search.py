@@ -16,16 +16,30 @@ KETTLE = ("Our shop opens at nine and closes at six; deliveries arrive on Tuesda
           " code for the blue kettle is QX7R2, which customers often ask about.")
 
 
-@pytest.fixture(scope="module")
-def parts_index(tmp_path_factory, encoder):
+def parts_documents() -> list[Document]:
     """Short notes on parts with codes close to QX7R2, one long text that holds QX7R2, and
     sentences on other topics around them."""
-    index = Index.create(tmp_path_factory.mktemp("parts") / "index")
     notes = [Document(id=f"part{i}", text=f"Part QX7R{i} fits the older kettle.")
              for i in range(3, 9)]
     others = [Document(id=r["id"], text=r["text"])
               for r in map(json.loads, (DATA / "topics-mini.jsonl").read_text().splitlines())]
-    index.add([*notes, Document(id="shop", text=KETTLE), *others])
+    return [*notes, Document(id="shop", text=KETTLE), *others]
+
+
+@pytest.fixture(scope="module")
+def parts_index(tmp_path_factory, encoder):
+    """The parts with the default model: that dense search misses the rare code is its doing."""
+    index = Index.create(tmp_path_factory.mktemp("parts") / "index")
+    index.add(parts_documents())
+    return index
+
+
+@pytest.fixture(scope="module")
+def fake_parts_index(tmp_path_factory, fake_model):
+    """The parts with the fake model, for what does not hang on the model: query parsing,
+    fallbacks, both scores on every hit, the score floor."""
+    index = Index.create(tmp_path_factory.mktemp("fake-parts") / "index", model=str(fake_model))
+    index.add(parts_documents())
     return index
 
 
@@ -42,30 +56,30 @@ def test_rare_exact_term_missed_by_dense_is_found_by_hybrid(parts_index):
         assert hybrid[0].keyword_score > 0 and hybrid[0].dense_score is not None
 
 
-def test_hybrid_scores_every_hit_both_ways(parts_index):
-    hits = parts_index.search("older kettle part", SearchOptions(k=5, mode="hybrid"))[0]
+def test_hybrid_scores_every_hit_both_ways(fake_parts_index):
+    hits = fake_parts_index.search("older kettle part", SearchOptions(k=5, mode="hybrid"))[0]
     assert len(hits) == 5
     assert all(h.dense_score is not None and h.keyword_score is not None for h in hits)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
-def test_a_query_without_words_falls_back_to_dense(parts_index):
-    dense = parts_index.search("🫖 ?!", SearchOptions(k=4, mode="dense"))[0]
-    hybrid = parts_index.search("🫖 ?!", SearchOptions(k=4, mode="hybrid"))[0]
+def test_a_query_without_words_falls_back_to_dense(fake_parts_index):
+    dense = fake_parts_index.search("🫖 ?!", SearchOptions(k=4, mode="dense"))[0]
+    hybrid = fake_parts_index.search("🫖 ?!", SearchOptions(k=4, mode="hybrid"))[0]
     assert ids(hybrid) == ids(dense)
-    assert parts_index.search("🫖 ?!", SearchOptions(mode="keyword"))[0] == []
+    assert fake_parts_index.search("🫖 ?!", SearchOptions(mode="keyword"))[0] == []
 
 
 @pytest.mark.parametrize("text", [
     '"unbalanced', 'kettle*', 'NEAR(kettle part)', 'kettle AND OR NOT part', '(kettle',
     'text:kettle', '^kettle', '-kettle', 'kettle + part', "it's", "a" * 5000, "NOT",
 ])
-def test_fts_operators_are_plain_words(parts_index, text):
+def test_fts_operators_are_plain_words(fake_parts_index, text):
     plain = " ".join(WORD.findall(text))  # the words alone, without FTS5's syntax around them
     keyword = SearchOptions(mode="keyword")
-    assert [(hit.unit_id, hit.score) for hit in parts_index.search(text, keyword)[0]] == [
-        (hit.unit_id, hit.score) for hit in parts_index.search(plain, keyword)[0]]
-    assert len(parts_index.search(text, SearchOptions(k=4, mode="hybrid"))[0]) == 4
+    assert [(hit.unit_id, hit.score) for hit in fake_parts_index.search(text, keyword)[0]] == [
+        (hit.unit_id, hit.score) for hit in fake_parts_index.search(plain, keyword)[0]]
+    assert len(fake_parts_index.search(text, SearchOptions(k=4, mode="hybrid"))[0]) == 4
 
 
 def test_keyword_query_quotes_every_word_and_caps_their_number():
@@ -82,25 +96,25 @@ def test_keyword_query_quotes_every_word_and_caps_their_number():
 @given(text=st.text(min_size=1, max_size=200) | st.lists(st.sampled_from(
     ['"', "*", "NEAR", "AND", "OR", "NOT", "(", ")", ":", "^", "+", "-", "kettle", "QX7R2", "🙂",
      "{", "}", "'", "\\"]), min_size=1).map(" ".join))
-def test_any_text_is_a_safe_query(parts_index, text):
-    keyword = parts_index.search(text, SearchOptions(k=3, mode="keyword"))[0]
-    plain = parts_index.search(" ".join(WORD.findall(text)),
-                               SearchOptions(k=3, mode="keyword"))[0]
+def test_any_text_is_a_safe_query(fake_parts_index, text):
+    keyword = fake_parts_index.search(text, SearchOptions(k=3, mode="keyword"))[0]
+    plain = fake_parts_index.search(" ".join(WORD.findall(text)),
+                                    SearchOptions(k=3, mode="keyword"))[0]
     assert [hit.unit_id for hit in keyword] == [hit.unit_id for hit in plain]
-    hybrid = parts_index.search(text, SearchOptions(k=3, mode="hybrid"))[0]
+    hybrid = fake_parts_index.search(text, SearchOptions(k=3, mode="hybrid"))[0]
     assert len(hybrid) == 3  # falls back to dense where no word matches: never short
     assert [hit.score for hit in hybrid] == sorted((hit.score for hit in hybrid), reverse=True)
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_filters_and_deletes_are_honoured_in_every_mode(run_json, tmp_path, mode):
+def test_filters_and_deletes_are_honoured_in_every_mode(run_json, tmp_path, mode, fake_model):
     records = [{"id": f"cat{i}", "text": f"My cat number {i} loves to sleep at the bank.",
                 "lang": "en"} for i in range(30)]
     records += [{"id": f"bank{i}", "text": f"Interest rates at bank {i} went up.", "lang": "fr"}
                 for i in range(6)]
     path = tmp_path / "docs.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in records))
-    run_json("index", "-i", "mixed", path)
+    run_json("index", "-i", "mixed", "--model", fake_model, path)
 
     def query(text, *args):
         return run_json("query", "-i", "mixed", text, "--mode", mode, *args)[0]["hits"]
@@ -120,8 +134,10 @@ def test_filters_and_deletes_are_honoured_in_every_mode(run_json, tmp_path, mode
     assert "Zebras graze on the savannah." in texts
 
 
-def test_min_score_floors_the_cosine_in_hybrid_and_bm25_in_keyword(parts_index):
-    hybrid = parts_index.search("kettle", SearchOptions(k=7, mode="hybrid", min_score=0.3))[0]
+def test_min_score_floors_the_cosine_in_hybrid_and_bm25_in_keyword(fake_parts_index):
+    hybrid = fake_parts_index.search("kettle", SearchOptions(k=7, mode="hybrid",
+                                                             min_score=0.3))[0]
     assert hybrid and all(h.dense_score >= 0.3 for h in hybrid)
-    keyword = parts_index.search("kettle", SearchOptions(k=7, mode="keyword", min_score=0.0))[0]
+    keyword = fake_parts_index.search("kettle", SearchOptions(k=7, mode="keyword",
+                                                              min_score=0.0))[0]
     assert keyword and all(h.keyword_score >= 0 for h in keyword)

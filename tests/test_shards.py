@@ -261,6 +261,7 @@ def test_killed_workers_then_rerun_give_the_uninterrupted_index(tmp_path, local_
                          commit_seconds=0)
     assert result.added == len(documents)
     assert_same(snapshot(sharded), snapshot(reference))
+    runner.close()  # its actors hold the CPUs the next pool needs (else until Ray's next GC)
 
     runner = RayRunner(workers=2)
     sharded = ShardedIndex.create(tmp_path / "writer-killed", 3, model=model, runner=runner,
@@ -276,3 +277,4 @@ def test_killed_workers_then_rerun_give_the_uninterrupted_index(tmp_path, local_
     ranking = [[[(h["text"], round(h["score"], 4)) for h in found]
                 for found in hits(index, mode="hybrid")] for index in (sharded, reference)]
     assert ranking[0] == ranking[1]
+    runner.close()
