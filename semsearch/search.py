@@ -105,7 +105,8 @@ class SearchOptions:
     k: int = _option(10, "Hits per query.", low=1, high=MAX_K)
     mode: Mode = _option(DEFAULT_MODE, "dense: embeddings; keyword: full-text BM25; hybrid:"
                                        " both, fused.")
-    where: dict[str, str] = _option({}, "Only documents whose metadata KEY equals VALUE.")
+    where: dict[str, str] = _option({}, "Only documents whose metadata KEY equals VALUE (a list:"
+                                        " holds VALUE).")
     by_document: bool = _option(False, "One hit per document (its best unit).")
     cluster: str | None = _option(None, "Only units in cluster ID, or RUN:ID, of a stored"
                                         " `semsearch cluster` run (default run: the latest).")

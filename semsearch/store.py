@@ -342,8 +342,13 @@ class Store:
         for key, value in (where or {}).items():
             if not _FIELD_NAME.match(key):
                 raise InputError(f"--where: invalid field name {key!r}")
-            clauses.append("cast(json_extract(d.metadata, ?) as text) = ?")
-            params += [f'$."{key}"', value]
+            # A list (tags: [NLP, BERT]) matches when it holds the value; a scalar when it is it.
+            clauses.append(
+                "(case json_type(d.metadata, ?) when 'array' then exists(select 1 from"
+                " json_each(d.metadata, ?) where cast(value as text) = ?)"
+                " else cast(json_extract(d.metadata, ?) as text) = ? end)")
+            path = f'$."{key}"'
+            params += [path, path, value, path, value]
         if cluster is not None:
             self.cluster_run(cluster[0])  # a clear error for an unknown run
             clauses.append(
