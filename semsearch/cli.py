@@ -254,8 +254,9 @@ def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chun
           as_json):
     """Add files, folders (recursively) or - (stdin) to an index.
 
-    Unchanged documents are skipped, changed ones replaced. Formats: .txt, .md, .html,
-    .jsonl and .csv/.tsv (one document per record; other fields become metadata).
+    Unchanged documents are skipped, changed ones replaced. Formats: .txt, .md (YAML front
+    matter becomes metadata), .html, .jsonl and .csv/.tsv (one document per record; other
+    fields become metadata).
     """
     from tqdm import tqdm
 

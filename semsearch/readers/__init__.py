@@ -29,6 +29,7 @@ from semsearch.readers.document import (
 from semsearch.readers.files import files_under
 from semsearch.readers.html import HTML
 from semsearch.readers.jsonl import JSONL
+from semsearch.readers.markdown import MARKDOWN
 from semsearch.readers.records import READ_CHUNK
 from semsearch.readers.text import TEXT, is_binary
 
@@ -36,7 +37,8 @@ __all__ = ["DEFAULT_MAX_DOCUMENT_MB", "FORMATS", "READERS", "Document", "ReadOpt
            "Warn", "read_documents"]
 
 # In the order --format lists them.
-READERS: dict[str, Reader] = {reader.format: reader for reader in (TEXT, JSONL, CSV, TSV, HTML)}
+READERS: dict[str, Reader] = {reader.format: reader
+                              for reader in (TEXT, MARKDOWN, JSONL, CSV, TSV, HTML)}
 FORMATS = ("auto", *READERS)
 _BY_SUFFIX = {suffix: reader for reader in READERS.values() for suffix in reader.suffixes}
 STDIN_NAME = "<stdin>"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from semsearch.readers.document import Reader
-from semsearch.readers.text import one_document_per_file
+from semsearch.readers.document import Reader, Warn
+from semsearch.readers.text import Converted, one_document_per_file
 
 
-def _visible_text(html: str) -> tuple[str, str]:
+def _visible_text(html: str, name: str, warn: Warn) -> Converted:
     """(title, text) of a page: its lines of visible text, one paragraph each."""
     from bs4 import BeautifulSoup
 
@@ -16,7 +16,7 @@ def _visible_text(html: str) -> tuple[str, str]:
         hidden.decompose()
     lines = (line.strip() for line in soup.get_text("\n").splitlines())
     text = "\n\n".join(line for line in lines if line)
-    return title, text
+    return Converted(text, title)
 
 
 HTML = Reader("html", (".html", ".htm"), one_document_per_file(_visible_text))

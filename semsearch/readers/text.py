@@ -1,11 +1,12 @@
-"""Plain text (.txt, .md, .rst, …), one document per file; and what every reader of text uses:
+"""Plain text (.txt, .rst, …), one document per file; and what every reader of text uses:
 the encoding's codec, binary files told apart, newlines made ``\\n``."""
 
 from __future__ import annotations
 
 import codecs
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
 
 from semsearch.errors import InputError
 from semsearch.readers.document import (
@@ -18,8 +19,19 @@ from semsearch.readers.document import (
     over_the_cap,
 )
 
-# A whole decoded file â (title, text) of its document; an empty title means "its first line".
-Convert = Callable[[str], tuple[str, str]]
+
+@dataclass
+class Converted:
+    """What a format makes of one whole decoded file: its document's text, title (empty: its
+    first line) and metadata."""
+
+    text: str
+    title: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+# A whole decoded file and its name (for warnings) → its document.
+Convert = Callable[[str, str, Warn], Converted]
 
 
 def is_binary(data: bytes) -> bool:
@@ -72,15 +84,16 @@ def one_document_per_file(convert: Convert) -> ReadFunction:
         if text is None:
             warn(over_the_cap(name, options))
             return
-        title, text = convert(text)
-        if not text.strip():
+        converted = convert(text, name, warn)
+        if not converted.text.strip():
             warn(f"{name}: skipped, no text")
             return
-        yield Document(id=doc_id, text=text, source=doc_id,
-                       title=title or _first_line_title(text))
+        yield Document(id=doc_id, text=converted.text, source=doc_id,
+                       title=converted.title or _first_line_title(converted.text),
+                       metadata=converted.metadata)
 
     return read
 
 
-TEXT = Reader("text", (".txt", ".md", ".markdown", ".rst", ".text"),
-              one_document_per_file(lambda text: ("", text)))
+TEXT = Reader("text", (".txt", ".rst", ".text"),
+              one_document_per_file(lambda text, name, warn: Converted(text)))
