@@ -234,6 +234,10 @@ def cli(ctx, precision, backend):
 @click.option("--max-document-mb", type=click.FloatRange(0, min_open=True),
               default=DEFAULT_MAX_DOCUMENT_MB, show_default=True, metavar="MB",
               help="Skip (with a warning) any file, record or stdin document larger than this.")
+@click.option("--exclude", multiple=True, metavar="PATTERN",
+              help="Leave out files and folders matching PATTERN inside the folders given"
+                   " (gitignore syntax: '*.tmp', 'drafts/'; repeatable), as a .semsearchignore"
+                   " file in a folder does.")
 @click.option("--follow-symlinks", is_flag=True,
               help="Follow symbolic links that point outside the folders given (by default they"
                    " are skipped with a warning, so indexing a folder cannot leak other files).")
@@ -250,7 +254,7 @@ def cli(ctx, precision, backend):
 @json_option
 def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chunk, faiss_factory,
           recall, glob, fmt, text_field, id_field, title_field, encoding, max_document_mb,
-          follow_symlinks, commit_every, shards, ray_address, workers, batch_size, timeout,
+          exclude, follow_symlinks, commit_every, shards, ray_address, workers, batch_size, timeout,
           as_json):
     """Add files, folders (recursively) or - (stdin) to an index.
 
@@ -264,7 +268,8 @@ def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chun
 
     options = ReadOptions(text_field=text_field, id_field=id_field, title_field=title_field,
                           encoding=encoding, format=fmt, glob=glob,
-                          max_document_mb=max_document_mb, follow_symlinks=follow_symlinks)
+                          max_document_mb=max_document_mb, exclude=exclude,
+                          follow_symlinks=follow_symlinks)
     settings = {"unit": unit, "faiss": faiss_factory, "passage_tokens": passage_tokens,
                 "overlap": overlap, "chunk": chunk}
     idx = open_or_create(index_name, shards=shards, model=model, pooling=pooling,

@@ -38,6 +38,12 @@ class ReadOptions:
     glob: str | None = None
     max_document_mb: float = DEFAULT_MAX_DOCUMENT_MB
     follow_symlinks: bool = False
+    # gitignore patterns of files and folders to leave out, inside the folders given (added to
+    # what each folder's IGNORE_FILE says)
+    exclude: tuple[str, ...] = ()
+
+
+IGNORE_FILE = ".semsearchignore"
 
 
 # (open file, its name in messages, the document id it gives, options, warn) → its documents.
