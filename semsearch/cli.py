@@ -17,7 +17,7 @@ import semsearch  # noqa: F401  (sets the offline environment first)
 from semsearch.clustering import DEFAULT_RESTARTS, METHODS, PAIRWISE_LIMIT
 from semsearch.encoder import BACKENDS, POOLING_MODES, PRECISIONS, Runtime
 from semsearch.errors import InputError, SemsearchError, UsageError, damaged_store_error
-from semsearch.readers import DEFAULT_MAX_DOCUMENT_MB, FORMATS, ReadOptions
+from semsearch.readers import DEFAULT_MAX_DOCUMENT_MB, FORMATS, TITLE_SOURCES, ReadOptions
 from semsearch.search import (
     DEFAULT_MODE,
     MODES,
@@ -27,7 +27,7 @@ from semsearch.search import (
     option_specs,
     parse_where,
 )
-from semsearch.units import UNIT_KINDS
+from semsearch.units import UNIT_CONTEXTS, UNIT_KINDS
 
 if TYPE_CHECKING:
     from semsearch.shards import Runner
@@ -216,6 +216,9 @@ def cli(ctx, precision, backend):
 @click.option("--chunk/--no-chunk", default=None,
               help="With --unit document: split documents longer than the model's limit into"
                    " several units (default), or embed each whole, truncated.")
+@click.option("--context", type=click.Choice(UNIT_CONTEXTS), default=None,
+              help="What is embedded with each unit: nothing but its text, its document's title,"
+                   " or the title and the unit's heading path. Default: none.")
 @click.option("--faiss", "faiss_factory", default=None, metavar="FACTORY",
               help="FAISS factory string (Flat, HNSW32, IVF1024,SQ8 ...). Default: auto (exact"
                    " below 100k units, IVF above).")
@@ -230,6 +233,12 @@ def cli(ctx, precision, backend):
               help="JSONL/CSV field holding a document id. Default: id or _id when present,"
                    " else FILE#LINE.")
 @click.option("--title-field", default="title", show_default=True, help="JSONL/CSV title field.")
+@click.option("--title-from", type=click.Choice(TITLE_SOURCES), default="front-matter",
+              show_default=True,
+              help="A note's title (Markdown, notebooks, Word): its title field, else its file name"
+                   " (front-matter); its first heading; or its file name alone.")
+@click.option("--code/--no-code", default=True, show_default=True,
+              help="Index each fenced code block of Markdown and notebooks as one unit.")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of inputs.")
 @click.option("--max-document-mb", type=click.FloatRange(0, min_open=True),
               default=DEFAULT_MAX_DOCUMENT_MB, show_default=True, metavar="MB",
@@ -249,19 +258,29 @@ def cli(ctx, precision, backend):
 @ray_option
 @click.option("--workers", type=click.IntRange(1), default=None,
               help="With --ray: embedding actors. Default: one per GPU, else one per 2 CPUs.")
+@click.option("--watch", "watch", is_flag=True,
+              help="After indexing, keep watching PATHS: each change is indexed (and committed)"
+                   " as it happens, a deleted file's documents removed, one line per change,"
+                   " until Ctrl+C.")
 @batch_option
 @timeout_option
 @json_option
-def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chunk, faiss_factory,
-          recall, glob, fmt, text_field, id_field, title_field, encoding, max_document_mb,
-          exclude, follow_symlinks, commit_every, shards, ray_address, workers, batch_size, timeout,
-          as_json):
+def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chunk, context,
+          faiss_factory, recall, glob, fmt, text_field, id_field, title_field, title_from, code,
+          encoding, max_document_mb, exclude, follow_symlinks, commit_every, shards, ray_address,
+          workers, watch, batch_size, timeout, as_json):
     """Add files, folders (recursively) or - (stdin) to an index.
 
     Unchanged documents are skipped, changed ones replaced. Formats: .txt, .md (YAML front
     matter becomes metadata), .html, .jsonl and .csv/.tsv (one document per record; other
     fields become metadata).
+
+    With --watch the index follows the files: edit, add, rename or delete one and a search in
+    another process (query, serve) finds the change a moment later, read with the same rules
+    (exclusions, formats) as the first pass. Ctrl+C or SIGTERM stops it; what was done is kept.
     """
+    if watch and as_json:
+        raise click.UsageError("--watch prints a line per change; leave out --json")
     from tqdm import tqdm
 
     from semsearch.service import index_files, open_or_create
@@ -269,24 +288,41 @@ def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chun
     options = ReadOptions(text_field=text_field, id_field=id_field, title_field=title_field,
                           encoding=encoding, format=fmt, glob=glob,
                           max_document_mb=max_document_mb, exclude=exclude,
-                          follow_symlinks=follow_symlinks)
+                          follow_symlinks=follow_symlinks, title_from=title_from, code=code)
     settings = {"unit": unit, "faiss": faiss_factory, "passage_tokens": passage_tokens,
-                "overlap": overlap, "chunk": chunk}
+                "overlap": overlap, "chunk": chunk, "context": context}
     idx = open_or_create(index_name, shards=shards, model=model, pooling=pooling,
                          settings={key: value for key, value in settings.items()
                                    if value is not None},
                          runner=_runner(ray_address, workers), runtime=_runtime(),
                          timeout=timeout)
-    with tqdm(desc="indexing", unit="doc", disable=None, file=sys.stderr) as bar:
-        result = index_files(idx, paths, options, batch_size=batch_size,
-                             commit_seconds=commit_every, recall=recall, progress=bar.update,
-                             warn=_warn)
-    if as_json:
-        _print_json({"index": str(idx.path), **result.to_dict()})
-    else:
-        click.echo(f"{idx.path}: {result.added} added, {result.replaced} replaced,"
-                   f" {result.skipped} unchanged ({result.units} units embedded in"
-                   f" {result.seconds:.1f}s)")
+
+    def first_pass() -> None:
+        with tqdm(desc="indexing", unit="doc", disable=None, file=sys.stderr) as bar:
+            result = index_files(idx, paths, options, batch_size=batch_size,
+                                 commit_seconds=commit_every, recall=recall,
+                                 progress=bar.update, warn=_warn)
+        if as_json:
+            _print_json({"index": str(idx.path), **result.to_dict()})
+        else:
+            click.echo(f"{idx.path}: {result.added} added, {result.replaced} replaced,"
+                       f" {result.skipped} unchanged ({result.units} units embedded in"
+                       f" {result.seconds:.1f}s)")
+
+    if not watch:
+        first_pass()
+        return
+    import contextlib
+    import signal
+
+    from semsearch.watch import watch as watch_paths
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stopped as Ctrl+C stops it
+    # Stopping rolls back the batch being written; every one before it is committed.
+    with contextlib.suppress(KeyboardInterrupt):
+        watch_paths(idx, list(paths), options, report=click.echo, warn=_warn,
+                    first_pass=first_pass, batch_size=batch_size, commit_seconds=commit_every)
+    click.echo(f"stopped watching; {idx.path} holds every change indexed so far", err=True)
 
 
 @cli.command()
@@ -345,7 +381,9 @@ def _print_hits(text: str, hits, unit: str) -> None:
         for _, line, style in sorted(lines):
             cell.append(line + "\n", style=style)
         cell.rstrip()
-        where = f"{hit.title or Path(hit.document_id).name}\n{unit} {hit.ordinal + 1}"
+        where = "\n".join(part for part in (
+            hit.title or Path(hit.document_id).name, hit.heading and f"› {hit.heading}",
+            f"{unit} {hit.ordinal + 1}" + (f", p. {hit.page}" if hit.page else "")) if part)
         values = [hit.dense_score if name == "cosine" else hit.keyword_score for name in scores]
         table.add_row(str(hit.rank), *("-" if v is None else f"{v:.3f}" for v in values), cell,
                       where)

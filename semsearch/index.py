@@ -40,10 +40,10 @@ from semsearch.errors import (
     WriteError,
 )
 from semsearch.model_folder import model_fingerprint, model_name, resolve_model_path
-from semsearch.readers import Document
+from semsearch.readers import Document, blocks_of
 from semsearch.search import Hit, SearchOptions, search
 from semsearch.store import FORMAT_VERSION, SALVAGE_COLUMNS, Store
-from semsearch.units import UNIT_KINDS, Span, unit_spans
+from semsearch.units import UNIT_CONTEXTS, UNIT_KINDS, Unit, cut_units
 from semsearch.vectors import (
     AUTO,
     DEFAULT_RECALL,
@@ -81,6 +81,23 @@ class IndexSettings:
     passage_tokens: int = 128
     overlap: int = 1
     chunk: bool = True  # split documents longer than the model's limit (else truncate)
+    # What is embedded with each unit's text (UNIT_CONTEXTS): nothing, its document's title,
+    # or the title and the unit's heading path.
+    context: str = "none"
+
+
+def settings_of(manifest: dict) -> IndexSettings:
+    """The settings an index was built with (an index from before a setting has its default)."""
+    defaults = asdict(IndexSettings())
+    return IndexSettings(**{key: manifest.get(key, value) for key, value in defaults.items()})
+
+
+def embedded_text(unit: Unit, title: str, context: str) -> str:
+    """What is embedded for a unit: its text, after its title (and heading path) by ``context``."""
+    where = [title] if context != "none" and title else []
+    if context == "heading" and unit.heading:
+        where.append(unit.heading)
+    return f"{' › '.join(where)}: {unit.text}" if where else unit.text
 
 
 @dataclass
@@ -108,24 +125,26 @@ class AddResult:
         self.skipped += prepared.skipped
         self.empty += prepared.empty
         self.truncated += prepared.truncated
-        self.units += sum(len(spans) for spans in prepared.spans)
+        self.units += sum(len(units) for units in prepared.units)
 
 
 @dataclass
 class PreparedChunk:
-    """A chunk of documents ready to embed: the new or changed ones with their unit spans."""
+    """A chunk of documents ready to embed: the new or changed ones with their units."""
 
     fresh: list[Document] = field(default_factory=list)
-    spans: list[list[Span]] = field(default_factory=list)
+    units: list[list[Unit]] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)  # ids of changed documents
     skipped: int = 0
     empty: int = 0
     truncated: int = 0
+    context: str = "none"  # the index's setting: what is embedded with each unit
 
     @property
     def texts(self) -> list[str]:
-        return [doc.text[a:b] for doc, spans in zip(self.fresh, self.spans, strict=True)
-                for a, b in spans]
+        """What is embedded for each unit, in order."""
+        return [embedded_text(unit, doc.title, self.context)
+                for doc, units in zip(self.fresh, self.units, strict=True) for unit in units]
 
 
 def document_chunks(documents: Iterable[Document]) -> Iterator[list[Document]]:
@@ -138,7 +157,7 @@ def document_chunks(documents: Iterable[Document]) -> Iterator[list[Document]]:
 def check_settings(path: Path, manifest: dict, given: dict) -> None:
     """Refuse settings that differ from those an existing index was built with: they are fixed
     when it is created."""
-    built = {key: manifest[key] for key in asdict(IndexSettings())}
+    built = asdict(settings_of(manifest))
     clash = {key: value for key, value in given.items() if built[key] != value}
     if clash:
         raise IndexMismatchError(f"{path} was built with {built}; {clash} would need a new index")
@@ -196,8 +215,8 @@ def add_chunks(target: ChunkTarget, documents: Iterable[Document], next_id: int,
         for prepared in parts.values():
             result.count(prepared)
         position = {doc.id: number for number, doc in enumerate(chunk)}
-        units = sorted((position[doc.id], part, len(spans)) for part, prepared in parts.items()
-                       for doc, spans in zip(prepared.fresh, prepared.spans, strict=True))
+        units = sorted((position[doc.id], part, len(doc_units)) for part, prepared in parts.items()
+                       for doc, doc_units in zip(prepared.fresh, prepared.units, strict=True))
         texts_of = {part: iter(prepared.texts) for part, prepared in parts.items()}
         ids: dict[int, list[int]] = {part: [] for part in parts}
         rows: dict[int, list[int]] = {part: [] for part in parts}
@@ -329,6 +348,9 @@ class Index:
         settings = settings or IndexSettings()
         if settings.unit not in UNIT_KINDS:
             raise InputError(f"unknown unit {settings.unit!r}; choose from {', '.join(UNIT_KINDS)}")
+        if settings.context not in UNIT_CONTEXTS:
+            raise InputError(f"unknown context {settings.context!r}; choose from"
+                             f" {', '.join(UNIT_CONTEXTS)}")
         if (path / STORE_FILE).exists():
             raise IndexExistsError(f"an index already exists at {path}")
         encoder = load_encoder(model, pooling, precision=runtime.precision,
@@ -595,27 +617,27 @@ class Index:
 
     def prepare(self, chunk: list[Document], warn: Callable[[str], None] | None = None
                 ) -> PreparedChunk:
-        """Which documents of ``chunk`` (unique ids) need embedding, and their unit spans."""
+        """Which documents of ``chunk`` (unique ids) need embedding, and their units."""
         manifest = self.manifest
         encoder = self.encoder
         limit = encoder.max_seq_length - 2
         budget = {"passage": min(manifest["passage_tokens"], limit),
                   "document": limit if manifest["chunk"] else sys.maxsize}.get(manifest["unit"])
         known = self.store.content_hashes([doc.id for doc in chunk])
-        prepared = PreparedChunk()
+        prepared = PreparedChunk(context=manifest.get("context", "none"))
         for doc in chunk:
             if known.get(doc.id) == doc.content_hash:
                 prepared.skipped += 1
                 continue
-            doc_spans = unit_spans(doc.text, manifest["unit"], encoder.token_counts, budget,
-                                   manifest["overlap"])
-            if not doc_spans:
+            units = cut_units(doc.text, blocks_of(doc), manifest["unit"], encoder.token_counts,
+                              budget, manifest["overlap"])
+            if not units:
                 prepared.empty += 1
                 if warn:
                     warn(f"{doc.id}: skipped, no text")
                 continue
             prepared.fresh.append(doc)
-            prepared.spans.append(doc_spans)
+            prepared.units.append(units)
             if doc.id in known:
                 prepared.replaced.append(doc.id)
         prepared.truncated = encoder.count_truncated(prepared.texts)
@@ -624,7 +646,7 @@ class Index:
     def write(self, prepared: PreparedChunk, ids: list[int], embeddings: np.ndarray) -> None:
         """Store a prepared chunk whose units take ``ids`` (inside :meth:`writing`)."""
         self.vectors.remove(self.store.delete_documents(prepared.replaced))
-        self.store.add_documents(prepared.fresh, prepared.spans, ids)
+        self.store.add_documents(prepared.fresh, prepared.units, ids)
         self.vectors.add(np.array(ids, dtype=np.int64), embeddings)
         self._changed = self._changed or bool(prepared.fresh)
         next_id = max(self.manifest["next_unit_id"], max(ids, default=-1) + 1)
@@ -701,14 +723,16 @@ class Index:
         units are not, its text is put back together from them (title, source and metadata
         are lost)."""
         documents = []
-        for doc_id, source, title, text, metadata in self.store.readable_rows(
-                "documents", SALVAGE_COLUMNS):
+        columns = [c for c in SALVAGE_COLUMNS if self.store.has_column("documents", c)]
+        for row in self.store.readable_rows("documents", columns):
+            doc_id, source, title, text, metadata, structure = (*row, None)[:6]
             try:
                 parsed = json.loads(metadata) if metadata else {}
             except ValueError:
                 parsed = {}
             documents.append(Document(id=doc_id, text=text or "", source=source or "",
-                                      title=title or "", metadata=parsed))
+                                      title=title or "", metadata=parsed,
+                                      structure=structure or "text"))
         found = {doc.id for doc in documents}
         pieces: dict[str, list[tuple[int, str]]] = {}
         for doc_id, text, start in self.store.readable_rows(
@@ -753,8 +777,7 @@ class Index:
             fresh = None
             try:
                 fresh = Index.create(draft, model=manifest["model"], pooling=manifest["pooling"],
-                                     settings=IndexSettings(**{
-                                         key: manifest[key] for key in asdict(IndexSettings())}),
+                                     settings=settings_of(manifest),
                                      runtime=self.runtime)
                 kept = {key: manifest[key] for key in ("recall", "vectors_generation")
                         if key in manifest}  # the new file's name follows the old one's

@@ -212,6 +212,8 @@ class Hit:
     char_end: int
     text: str
     metadata: dict
+    heading: str | None = None  # the heading path of the unit (Markdown, Word, notebooks)
+    page: int | None = None  # its page (PDF)
     dense_score: float | None = None
     keyword_score: float | None = None
     context: list[dict] = field(default_factory=list)

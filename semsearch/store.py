@@ -16,7 +16,7 @@ import sqlite_utils
 from semsearch.bm25 import FullTextStatistics, KeywordStatistics, bm25, keyword_query
 from semsearch.errors import CorruptIndexError, InputError
 from semsearch.readers import Document
-from semsearch.units import Span
+from semsearch.units import Unit
 
 FORMAT_VERSION = 1
 # Chosen on SciFact train queries (benchmarks/hybrid_tuning.py): stemming beats plain unicode61.
@@ -24,7 +24,11 @@ FTS_TOKENIZER = "porter"
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 # Salvage gives up on a damaged table after this many rowids in a row that cannot be read.
 SALVAGE_GAP = 100_000
-SALVAGE_COLUMNS = ("id", "source", "title", "text", "metadata")
+SALVAGE_COLUMNS = ("id", "source", "title", "text", "metadata", "structure")
+# Added after format 1 without a new format number: a store without them gets them (empty)
+# when first opened for writing, and is read as if they were empty until then.
+_LATER_COLUMNS: dict[str, dict[str, type]] = {"documents": {"structure": str},
+                                              "units": {"heading": str, "page": int}}
 
 
 def _metadata_json(doc: Document) -> str:
@@ -62,6 +66,37 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise CorruptIndexError(f"{path} is not a semsearch store ({exc})") from None
         self._keyword_statistics = FullTextStatistics(self.db.conn, "units_fts", FTS_TOKENIZER)
+        self._missing_columns = self._add_later_columns()
+
+    def _add_later_columns(self) -> set[str]:
+        """Give a store from an earlier version the columns added since; the names of those
+        still missing (a read-only store), which reads take as empty."""
+        missing: set[str] = set()
+        for table, columns in _LATER_COLUMNS.items():
+            try:
+                if not self.db[table].exists():
+                    continue
+                have = {column.name for column in self.db[table].columns}
+            except sqlite3.DatabaseError:  # damaged: `check` says so; reads take it as empty
+                missing.update(f"{table}.{name}" for name in columns)
+                continue
+            for name, kind in columns.items():
+                if name in have:
+                    continue
+                try:
+                    if self.read_only:
+                        raise sqlite3.OperationalError("read-only")
+                    self.db.table(table).add_column(name, kind)
+                except sqlite3.DatabaseError:
+                    missing.add(f"{table}.{name}")
+        return missing
+
+    def has_column(self, table: str, name: str) -> bool:
+        return f"{table}.{name}" not in self._missing_columns
+
+    def _column(self, table_alias: str, table: str, name: str) -> str:
+        """``alias.name``, or null where the store has no such column yet."""
+        return f"{table_alias}.{name}" if self.has_column(table, name) else "null"
 
     def _connect(self) -> sqlite3.Connection:
         # Searches read the full-text index on a worker thread while the encoder runs.
@@ -84,12 +119,12 @@ class Store:
         with self.db.atomic():
             self.db.table("documents").create(
                 {"id": str, "source": str, "title": str, "text": str, "metadata": str,
-                 "content_hash": str, "created": str, "updated": str},
+                 "content_hash": str, "created": str, "updated": str, "structure": str},
                 pk="id",
             )
             self.db.table("units").create(
                 {"id": int, "document_id": str, "ordinal": int, "text": str,
-                 "char_start": int, "char_end": int},
+                 "char_start": int, "char_end": int, "heading": str, "page": int},
                 pk="id", foreign_keys=[("document_id", "documents", "id")],
             )
             self.db.table("units").create_index(["document_id", "ordinal"], unique=True)
@@ -126,22 +161,23 @@ class Store:
         return found
 
     def add_documents(
-        self, documents: list[Document], spans: list[list[Span]], unit_ids: list[int]
+        self, documents: list[Document], units: list[list[Unit]], unit_ids: list[int]
     ) -> None:
         """Insert documents and their units, which take ``unit_ids`` in order."""
         now = _now()
         self.db.table("documents").insert_all(
             ({"id": doc.id, "source": doc.source, "title": doc.title, "text": doc.text,
-              "metadata": _metadata_json(doc),
+              "metadata": _metadata_json(doc), "structure": doc.structure,
               "content_hash": doc.content_hash, "created": now, "updated": now}
              for doc in documents),
             batch_size=200,
         )
         next_id = iter(unit_ids)
         rows = [{"id": next(next_id), "document_id": doc.id, "ordinal": ordinal,
-                 "text": doc.text[start:end], "char_start": start, "char_end": end}
-                for doc, doc_spans in zip(documents, spans, strict=True)
-                for ordinal, (start, end) in enumerate(doc_spans)]
+                 "text": unit.text, "char_start": unit.start, "char_end": unit.end,
+                 "heading": unit.heading or None, "page": unit.page}
+                for doc, doc_units in zip(documents, units, strict=True)
+                for ordinal, unit in enumerate(doc_units)]
         self.db.table("units").insert_all(rows, batch_size=1000)
 
     def delete_documents(self, ids: list[str]) -> np.ndarray:
@@ -278,6 +314,8 @@ class Store:
         marks = ",".join("?" * len(ids))
         cursor = self.db.execute(
             "select u.id, u.document_id, u.ordinal, u.text, u.char_start, u.char_end,"
+            f" {self._column('u', 'units', 'heading')} as heading,"
+            f" {self._column('u', 'units', 'page')} as page,"
             " d.title, d.source, d.metadata from units u join documents d on d.id = u.document_id"
             f" where u.id in ({marks})", [int(i) for i in ids])
         columns = [c[0] for c in cursor.description]
@@ -296,7 +334,9 @@ class Store:
         document = {**found[0], "metadata": json.loads(found[0]["metadata"] or "{}")}
         document["units"] = list(self.db["units"].rows_where(
             "document_id = ?", [document_id], order_by="ordinal",
-            select="id, ordinal, text, char_start, char_end"))
+            select="id, ordinal, text, char_start, char_end, "
+                   f"{self._column('units', 'units', 'heading')} as heading, "
+                   f"{self._column('units', 'units', 'page')} as page"))
         return document
 
     def neighbours(self, document_id: str, ordinal: int, radius: int) -> list[tuple[int, str]]:

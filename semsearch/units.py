@@ -5,13 +5,19 @@ Spans, not strings: the store keeps where each unit lies in its document's text.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 UNIT_KINDS = ("sentence", "passage", "document")
+# What may be embedded with a unit's text (IndexSettings.context).
+UNIT_CONTEXTS = ("none", "title", "heading")
 SPLIT_BLOCK = 2**20  # characters of one paragraph given to the sentence splitter at once
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 _LAST_SPACE = re.compile(r".*\s", re.DOTALL)
@@ -85,19 +91,111 @@ def pack_spans(spans: list[Span], tokens: np.ndarray, max_tokens: int, overlap: 
     return packed
 
 
-def unit_spans(
-    text: str, unit: str, token_counts: Callable[[list[str]], np.ndarray],
-    max_tokens: int | None, overlap: int,
-) -> list[Span]:
-    """Character spans of the units of one text (``sentence``, ``passage`` or ``document``)."""
-    sentences = sentence_spans(text)
-    if unit == "sentence" or not sentences:
-        return sentences
+def cut_units(
+    text: str, blocks: list[Block] | None, unit: str,
+    token_counts: Callable[[list[str]], np.ndarray], max_tokens: int | None, overlap: int,
+) -> list[Unit]:
+    """The units of one document (``sentence``, ``passage`` or ``document``), cut inside its
+    ``blocks`` (None: the whole text is one). A unit with no letter or digit (a list number, a
+    rule, markup alone) is left out. Passages pack sentences of one section (heading and page)."""
+    pieces = _pieces(text, blocks if blocks is not None else [Block(0, len(text))])
+    if unit == "sentence" or not pieces:
+        return [_unit([piece]) for piece in pieces]
     assert max_tokens is not None, f"{unit} units need max_tokens"
     if unit == "document":
-        whole = (sentences[0][0], sentences[-1][1])
-        if max_tokens == sys.maxsize or token_counts([text[slice(*whole)]])[0] <= max_tokens:
+        whole = _unit(pieces)
+        if max_tokens == sys.maxsize or token_counts([whole.text])[0] <= max_tokens:
             return [whole]
-        overlap = 0
-    tokens = token_counts([text[a:b] for a, b in sentences])
-    return pack_spans(sentences, tokens, max_tokens, overlap)
+        sections, overlap = [pieces], 0
+    else:
+        sections = [list(group) for _, group in
+                    itertools.groupby(pieces, key=lambda p: (p.block.heading, p.block.page))]
+    units = []
+    for section in sections:
+        tokens = token_counts([piece.text for piece in section])
+        runs = pack_spans([(i, i + 1) for i in range(len(section))], tokens, max_tokens, overlap)
+        units += [_unit(section[first:last]) for first, last in runs]
+    return units
+
+
+@dataclass(frozen=True)
+class Block:
+    """A stretch of a document's text that no unit crosses (a paragraph, a list item, a table
+    row, a code block, a page), with where it sits: its heading path and page. Where the text
+    is markup, ``plain`` is what it says (what is embedded and keyword-indexed) and
+    ``anchors`` align the two: (offset in plain, offset in the text) where each run of plain
+    characters taken from the text begins; so a unit's span still points into the text."""
+
+    start: int
+    end: int
+    kind: str = "text"  # text: cut into sentences; heading, list, table, code: one piece each
+    heading: str = ""
+    page: int | None = None
+    plain: str | None = None
+    anchors: tuple[tuple[int, int], ...] = ()
+
+    def source_offset(self, offset: int) -> int:
+        """Where the character at ``offset`` of the plain text comes from in the text."""
+        if self.plain is None:
+            return self.start + offset
+        at = bisect.bisect_right(self.anchors, (offset, sys.maxsize)) - 1
+        if at < 0:
+            return self.start
+        plain_at, text_at = self.anchors[at]
+        return min(text_at + offset - plain_at, self.end)
+
+
+class Unit(NamedTuple):
+    """One unit: its span in the document's text, the text it says, its heading path and page."""
+
+    start: int
+    end: int
+    text: str
+    heading: str = ""
+    page: int | None = None
+
+
+@dataclass(frozen=True)
+class _Piece:
+    block: Block
+    plain: str  # the block's whole plain text
+    first: int  # the piece's span in it
+    last: int
+
+    @property
+    def text(self) -> str:
+        return self.plain[self.first:self.last]
+
+
+_WORDY = re.compile(r"[^\W_]")  # a letter or a digit
+
+
+def _pieces(text: str, blocks: list[Block]) -> list[_Piece]:
+    """Sentences of the prose blocks and the whole of every other block, in order."""
+    pieces = []
+    for block in blocks:
+        plain = text[block.start:block.end] if block.plain is None else block.plain
+        if block.kind == "text":
+            spans = sentence_spans(plain)
+        else:
+            stripped = plain.strip()
+            spans = [(plain.find(stripped), plain.find(stripped) + len(stripped))] if (
+                stripped) else []
+        pieces += [_Piece(block, plain, a, b) for a, b in spans if _WORDY.search(plain, a, b)]
+    return pieces
+
+
+def _unit(pieces: list[_Piece]) -> Unit:
+    """The unit made of consecutive ``pieces``: from the first one's start to the last one's
+    end in the text (a block's own bounds where a piece starts or ends it, so markup around
+    its ends is inside), saying their plain text."""
+    head, tail = pieces[0], pieces[-1]
+    markup = head.block.plain is not None
+    start = head.block.start if markup and not head.plain[:head.first].strip() else (
+        head.block.source_offset(head.first))
+    markup = tail.block.plain is not None
+    end = tail.block.end if markup and not tail.plain[tail.last:].strip() else (
+        tail.block.source_offset(tail.last - 1) + 1)
+    said = [group[0].plain[group[0].first:group[-1].last] for group in (
+        list(run) for _, run in itertools.groupby(pieces, key=lambda p: id(p.block)))]
+    return Unit(start, max(end, start), "\n\n".join(said), head.block.heading, head.block.page)

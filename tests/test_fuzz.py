@@ -13,7 +13,7 @@ from semsearch.readers import ReadOptions, read_documents
 from semsearch.search import SearchOptions
 from semsearch.units import sentence_spans
 
-EXTENSIONS = ["txt", "md", "html", "jsonl", "csv", "tsv"]
+EXTENSIONS = ["txt", "md", "html", "jsonl", "csv", "tsv", "pdf", "docx", "ipynb"]
 FUZZ = settings(max_examples=600, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -6,7 +6,7 @@ import pytest
 from semsearch.encoder import load_encoder
 from semsearch.errors import InputError
 from semsearch.readers import ReadOptions, read_documents
-from semsearch.units import pack_spans, sentence_spans, unit_spans
+from semsearch.units import cut_units, pack_spans, sentence_spans
 
 
 def read(paths, stdin=None, **options):
@@ -44,11 +44,12 @@ def test_pack_spans_respects_budget_and_overlap():
 
 def test_document_units_are_chunked_to_the_model_limit(encoder):
     text = " ".join(f"Sentence number {i} talks about topic {i}." for i in range(200))
-    spans = unit_spans(text, "document", encoder.token_counts, 254, 0)
-    assert len(spans) > 1
-    assert all(encoder.token_counts([text[a:b]])[0] <= 254 for a, b in spans)
-    assert unit_spans("Short text. Two sentences.", "document", encoder.token_counts, 254, 0) == [
-        (0, 26)]
+    units = cut_units(text, None, "document", encoder.token_counts, 254, 0)
+    assert len(units) > 1
+    assert all(encoder.token_counts([text[u.start:u.end]])[0] <= 254 for u in units)
+    assert all(text[u.start:u.end] == u.text for u in units)
+    short = cut_units("Short text. Two sentences.", None, "document", encoder.token_counts, 254, 0)
+    assert [(u.start, u.end, u.text) for u in short] == [(0, 26, "Short text. Two sentences.")]
 
 
 def test_batches_by_token_budget_give_the_same_vectors_as_sentence_transformers(monkeypatch):
@@ -72,8 +73,10 @@ def test_formats(corpus):
     assert by_name["food.html"].title == "Kitchen"
     assert "secret" not in by_name["food.html"].text
     assert "Bake the bread" in by_name["food.html"].text
-    assert by_name["space.md"].title == "Space"
+    assert by_name["space.md"].title == "space"  # a note is named by its file
     assert not warnings
+    docs, _ = read([corpus / "space.md"], title_from="heading")
+    assert docs[0].title == "Space"
 
 
 def test_jsonl_and_csv_records(tmp_path):

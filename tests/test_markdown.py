@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from semsearch.readers import ReadOptions, read_documents
 
 NOTE = """---
@@ -40,9 +43,9 @@ def test_front_matter_is_metadata_and_title_and_never_text(tmp_path):
     assert "NLP" not in note.text and "aliases" not in note.text
 
 
-def test_without_a_title_field_the_first_line_of_the_body_titles_the_note(tmp_path):
-    path = tmp_path / "plain.md"
-    path.write_text("---\ntags: [a, b]\n---\n\n# Residual connection\nSkip a layer.\n")
+def test_without_a_title_field_the_file_name_titles_the_note(tmp_path):
+    path = tmp_path / "Residual connection.md"
+    path.write_text("---\ntags: [a, b]\n---\n\n# Skip connections\nSkip a layer.\n")
     [note] = read(path)
     assert note.title == "Residual connection" and note.metadata == {"tags": ["a", "b"]}
 
@@ -52,7 +55,7 @@ def test_a_note_without_front_matter_reads_as_before(tmp_path):
     path = tmp_path / "kettle.md"
     path.write_text(text)
     [note] = read(path)
-    assert (note.title, note.text, note.metadata) == ("Kettles", text, {})
+    assert (note.title, note.text, note.metadata) == ("kettle", text, {})
     unclosed = tmp_path / "unclosed.md"
     unclosed.write_text("---\ntitle: never closed\nBody.\n")
     [left] = read(unclosed)
@@ -97,3 +100,194 @@ def test_a_vault_is_filtered_by_its_front_matter_tags(tmp_path, run, fake_model)
                            "--json").stdout)[0]["hits"]
     assert {hit["title"] for hit in found} == {"bert", "wordpiece"}
     assert all("tags" not in hit["text"] for hit in found)
+
+
+# ---- structure: heading paths, markup, lists, tables, code ------------------------------------
+
+VAULT_NOTE = """---
+tags: [NLP]
+---
+Tags: [[__Machine_Learning]] #MachineLearning
+
+# Introduction
+BERT is a **bidirectional** encoder; see [the paper](https://arxiv.org/abs/1810.04805).
+
+## Setup
+1. Install it with `pip install transformers`.
+2.
+3. Load [[BERT|the model]] and *fine-tune* it.
+
+- [ ] read [[Attention is all you need]]
+- bullet without a full stop
+  - a nested bullet
+> A quoted remark about ![diagram](fig.png) encoders.
+
+<!-- a private comment -->
+| Model | Parameters |
+|-------|-----------:|
+| BERT-base | 110M |
+| BERT-large | 340M |
+
+```python
+from transformers import AutoModel
+model = AutoModel.from_pretrained("bert-base-uncased")
+```
+
+## Limitations of BERT with Large Datasets
+Long inputs are cut at 512 tokens &amp; memory grows fast. A second sentence #scaling here.
+"""
+
+
+def _units(doc, unit="sentence", max_tokens=None):
+    import numpy as np
+
+    from semsearch.readers import blocks_of
+    from semsearch.units import cut_units
+
+    def words(texts):
+        return np.array([len(text.split()) for text in texts])
+
+    return cut_units(doc.text, blocks_of(doc), unit, words, max_tokens, 1)
+
+
+def _read_note(tmp_path, text=VAULT_NOTE, name="BERT.md", **options):
+    path = tmp_path / name
+    path.write_text(text)
+    warnings: list[str] = []
+    docs = list(read_documents([str(path)], ReadOptions(**options), warnings.append))
+    assert not warnings
+    return docs[0]
+
+
+def test_units_keep_their_heading_path_and_say_plain_text(tmp_path):
+    note = _read_note(tmp_path)
+    units = _units(note)
+    said = {" ".join(unit.text.split()): unit for unit in units}
+    assert said["BERT is a bidirectional encoder; see the paper."].heading == "Introduction"
+    assert said["Install it with pip install transformers."].heading == "Introduction › Setup"
+    assert "Load the model and fine-tune it." in said
+    assert said["read Attention is all you need"].heading == "Introduction › Setup"
+    assert "A quoted remark about encoders." in said  # the image is dropped
+    limits = "Introduction › Limitations of BERT with Large Datasets"
+    assert said["Long inputs are cut at 512 tokens & memory grows fast."].heading == limits
+    assert said["A second sentence scaling here."].heading == limits
+    assert said["Tags: __Machine_Learning MachineLearning"].heading == ""
+    for unit in units:
+        source = note.text[unit.start:unit.end]
+        assert not any(mark in unit.text for mark in ("**", "](", "[[", "<!--", "`"))
+        for word in unit.text.replace(";", " ").split():  # the span holds what the unit says
+            if not word.endswith(":"):  # (a table row's column labels are the header's)
+                assert word.strip(".,&") in source, (word, source)
+        assert any(ch.isalnum() for ch in unit.text)  # never numbering or markup alone
+    assert "private comment" not in " ".join(unit.text for unit in units)
+    assert not any(unit.text.strip() in ("1.", "2.", "3.", "-") for unit in units)
+
+
+def test_list_items_table_rows_and_code_blocks_are_units_of_their_own(tmp_path):
+    note = _read_note(tmp_path)
+    said = [unit.text for unit in _units(note)]
+    assert "bullet without a full stop" in said and "a nested bullet" in said
+    assert "Model: BERT-base; Parameters: 110M" in said
+    assert "Model: BERT-large; Parameters: 340M" in said
+    code = [text for text in said if "AutoModel" in text]
+    assert code == ['from transformers import AutoModel\n'
+                    'model = AutoModel.from_pretrained("bert-base-uncased")']
+    without = [unit.text for unit in _units(_read_note(tmp_path, code=False))]
+    assert not any("AutoModel" in text for text in without) and "a nested bullet" in without
+
+
+def test_passages_pack_units_of_one_section(tmp_path):
+    passages = _units(_read_note(tmp_path), "passage", 30)
+    assert {p.heading for p in passages} == {
+        "", "Introduction", "Introduction › Setup",
+        "Introduction › Limitations of BERT with Large Datasets"}
+    setup = [p for p in passages if p.heading == "Introduction › Setup"]
+    assert len(setup) < 8 and "Load the model" in setup[0].text
+
+
+def test_inline_tags_and_wiki_links_become_metadata(tmp_path):
+    note = _read_note(tmp_path)
+    assert note.metadata["tags"] == ["NLP", "MachineLearning", "scaling"]
+    assert note.metadata["links"] == ["__Machine_Learning", "BERT", "Attention is all you need"]
+    assert note.title == "BERT"  # the file name, not the `Tags:` line
+
+
+def test_title_from_heading_or_file_name(tmp_path):
+    text = "---\ntitle: Given\n---\n# The *first* heading\nBody.\n"
+    assert _read_note(tmp_path, text, "note.md").title == "Given"
+    assert _read_note(tmp_path, text, "note.md", title_from="heading").title == "Given"
+    assert _read_note(tmp_path, text, "note.md", title_from="filename").title == "note"
+    untitled = "# The *first* heading\nBody.\n"
+    assert _read_note(tmp_path, untitled, "n.md", title_from="heading").title == (
+        "The first heading")
+
+
+def test_a_stored_note_is_cut_again_the_same_way(tmp_path):
+    from dataclasses import replace
+
+    note = _read_note(tmp_path)
+    again = replace(note, blocks=None)  # as `check --repair` reads it back from the store
+    assert _units(again) == _units(note)
+
+
+def test_heading_paths_and_markup_free_text_through_the_cli(tmp_path, run, fake_model):
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "BERT.md").write_text(VAULT_NOTE)
+    index = tmp_path / "idx"
+    run("index", "-i", index, "--model", fake_model, vault)
+    hits = json.loads(run("query", "-i", index, "--json", "--mode", "keyword",
+                          "memory grows fast").output)[0]["hits"]
+    assert hits[0]["heading"] == "Introduction › Limitations of BERT with Large Datasets"
+    assert hits[0]["text"] == "Long inputs are cut at 512 tokens & memory grows fast."
+    assert hits[0]["title"] == "BERT" and hits[0]["page"] is None
+    source = (vault / "BERT.md").read_text()
+    assert "memory grows fast" in source[hits[0]["char_start"]:hits[0]["char_end"]]
+    shown = run("query", "-i", index, "--mode", "keyword", "memory grows fast").output
+    assert "› Introduction ›" in shown and "Datasets" in shown
+    assert not json.loads(run("query", "-i", index, "--json", "--mode", "keyword",
+                              "private comment").output)[0]["hits"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from([
+    "# ", "## ", "- ", "1. ", "> ", "| a | b |\n|---|---|\n| ", "```\n", "**", "*", "`", "[[",
+    "]]", "|", "#tag ", "[x](y)", "![i](p)", "<!-- ", " -->", "&amp;", "\\", "\n", "\n\n",
+    "word ", "Sentence one. ", "é ", "---\n", "    ", "\t"]), max_size=40))
+def test_any_markdown_gives_units_inside_the_text(pieces):
+    from semsearch.readers.markdown import parse
+    from semsearch.units import cut_units
+
+    text = "".join(pieces)
+    note = parse(text)
+    for unit in cut_units(text, note.blocks, "sentence", lambda t: [1] * len(t), None, 0):
+        assert 0 <= unit.start <= unit.end <= len(text)
+        assert any(ch.isalnum() for ch in unit.text)
+
+
+def test_an_index_from_before_headings_and_pages_is_still_read_and_written(
+        tmp_path, run, fake_model, monkeypatch):
+    import sqlite3
+
+    index = tmp_path / "old"
+    note = tmp_path / "note.md"
+    note.write_text("# Kettles\nDescale the kettle monthly.\n")
+    run("index", "-i", index, "--model", fake_model, note)
+    with sqlite3.connect(index / "store.db") as db:  # as an earlier version wrote it
+        for table, column in (("units", "heading"), ("units", "page"),
+                              ("documents", "structure")):
+            db.execute(f"alter table {table} drop column {column}")
+    with monkeypatch.context() as patch:  # on read-only media: searched, the new fields empty
+        patch.setattr("os.access", lambda *args, **kwargs: False)
+        hits = json.loads(run("query", "-i", index, "--json", "--mode", "keyword",
+                              "descale").output)[0]["hits"]
+        assert hits[0]["heading"] is None and hits[0]["page"] is None
+    with sqlite3.connect(index / "store.db") as db:
+        assert "heading" not in {row[1] for row in db.execute("pragma table_info(units)")}
+    second = tmp_path / "more.md"
+    second.write_text("# Boards\n## Cleaning\nOil the board.\n")
+    run("index", "-i", index, "--model", fake_model, second)  # the columns are added
+    hits = json.loads(run("query", "-i", index, "--json", "--mode", "keyword",
+                          "oil board").output)[0]["hits"]
+    assert hits[0]["heading"] == "Boards › Cleaning"
+    run("check", "-i", index)

@@ -11,14 +11,16 @@ import io
 import os
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from semsearch.errors import InputError
+from semsearch.readers import markdown, pdf
 from semsearch.readers.csv import CSV, TSV
 from semsearch.readers.document import (
     DEFAULT_MAX_DOCUMENT_MB,
+    TITLE_SOURCES,
     Document,
     Reader,
     ReadOptions,
@@ -26,22 +28,45 @@ from semsearch.readers.document import (
     max_bytes,
     over_the_cap,
 )
+from semsearch.readers.docx import DOCX
 from semsearch.readers.files import files_under
 from semsearch.readers.html import HTML
 from semsearch.readers.jsonl import JSONL
 from semsearch.readers.markdown import MARKDOWN
+from semsearch.readers.notebook import NOTEBOOK
+from semsearch.readers.pdf import PDF
 from semsearch.readers.records import READ_CHUNK
 from semsearch.readers.text import TEXT, is_binary
+from semsearch.units import Block
 
-__all__ = ["DEFAULT_MAX_DOCUMENT_MB", "FORMATS", "READERS", "Document", "ReadOptions", "Reader",
-           "Warn", "read_documents"]
+__all__ = ["DEFAULT_MAX_DOCUMENT_MB", "FORMATS", "READERS", "SUFFIXES", "TITLE_SOURCES", "Document",
+           "ReadOptions", "Reader", "Warn", "blocks_of", "read_documents"]
 
 # In the order --format lists them.
 READERS: dict[str, Reader] = {reader.format: reader
-                              for reader in (TEXT, MARKDOWN, JSONL, CSV, TSV, HTML)}
+                              for reader in (TEXT, MARKDOWN, PDF, DOCX, NOTEBOOK, JSONL, CSV, TSV,
+                                             HTML)}
 FORMATS = ("auto", *READERS)
 _BY_SUFFIX = {suffix: reader for reader in READERS.values() for suffix in reader.suffixes}
+SUFFIXES = frozenset(_BY_SUFFIX)  # what a folder walk reads
 STDIN_NAME = "<stdin>"
+# How a stored document's text is cut into blocks again, by its structure (plain text: None,
+# its paragraphs).
+STRUCTURES: dict[str, Callable[[str, str], list[Block]]] = {
+    markdown.STRUCTURE: markdown.blocks,
+    markdown.STRUCTURE_WITHOUT_CODE: markdown.blocks,
+    pdf.STRUCTURE: pdf.blocks,
+}
+
+
+def blocks_of(document: Document) -> list[Block] | None:
+    """The blocks units are cut in: the reader's, else made again from the text (a stored
+    document being re-indexed); None for plain text."""
+    if document.blocks is not None or document.structure == "text":
+        return document.blocks
+    if document.structure not in STRUCTURES:
+        raise InputError(f"{document.id}: unknown structure {document.structure!r}")
+    return STRUCTURES[document.structure](document.text, document.structure)
 
 
 def read_documents(

@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from semsearch.units import Block
+
 DEFAULT_MAX_DOCUMENT_MB = 24.0
 
 Warn = Callable[[str], None]
@@ -21,11 +23,19 @@ class Document:
     source: str = ""
     title: str = ""
     metadata: dict = field(default_factory=dict)
+    # How the text is cut into blocks (semsearch.readers.STRUCTURES): "text" is paragraphs;
+    # "markdown" follows the Markdown's headings, lists, tables and code; "pages" splits pages
+    # at form feeds. Stored with the document, so its units can be cut again from it alone.
+    structure: str = "text"
+    # The blocks, where the reader has them already (else they are made from the text).
+    blocks: list[Block] | None = field(default=None, compare=False, repr=False)
 
     @property
     def content_hash(self) -> str:
-        payload = json.dumps([self.title, self.text, self.metadata], sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()
+        fields = [self.title, self.text, self.metadata]
+        if self.structure != "text":  # (so the hash of a plain text is what it always was)
+            fields.append(self.structure)
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass
@@ -41,6 +51,13 @@ class ReadOptions:
     # gitignore patterns of files and folders to leave out, inside the folders given (added to
     # what each folder's IGNORE_FILE says)
     exclude: tuple[str, ...] = ()
+    # Where a note's title comes from (TITLE_SOURCES): its front matter's title field, else
+    # its file name ("front-matter"); its first heading ("heading"); its file name alone.
+    title_from: str = "front-matter"
+    code: bool = True  # index fenced code blocks (each one unit); False leaves them out
+
+
+TITLE_SOURCES = ("front-matter", "heading", "filename")
 
 
 IGNORE_FILE = ".semsearchignore"
@@ -67,6 +84,15 @@ class Reader:
 def max_bytes(options: ReadOptions) -> int:
     """The largest document read, in bytes (characters for a record, read as text)."""
     return int(options.max_document_mb * 2**20)
+
+
+def capped_bytes(handle: BinaryIO, options: ReadOptions) -> bytes | None:
+    """The whole of a file or stream, or None when it is over the cap (read up to one byte
+    more, never further: standard input comes with no size to check first)."""
+    limit = max_bytes(options)
+    handle.seek(0)
+    data = handle.read(limit + 1)
+    return None if len(data) > limit else data
 
 
 def over_the_cap(where: str, options: ReadOptions, megabytes: float | None = None) -> str:

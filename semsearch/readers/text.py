@@ -15,23 +15,26 @@ from semsearch.readers.document import (
     ReadFunction,
     ReadOptions,
     Warn,
-    max_bytes,
+    capped_bytes,
     over_the_cap,
 )
+from semsearch.units import Block
 
 
 @dataclass
 class Converted:
     """What a format makes of one whole decoded file: its document's text, title (empty: its
-    first line) and metadata."""
+    first line), metadata and structure (see Document)."""
 
     text: str
     title: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    structure: str = "text"
+    blocks: list[Block] | None = None
 
 
-# A whole decoded file and its name (for warnings) → its document.
-Convert = Callable[[str, str, Warn], Converted]
+# A whole decoded file, its name (for warnings) and the read options → its document.
+Convert = Callable[[str, str, ReadOptions, Warn], Converted]
 
 
 def is_binary(data: bytes) -> bool:
@@ -62,10 +65,8 @@ def _decode(data: bytes, name: str, encoding: str) -> str:
 def _read_text(handle: BinaryIO, name: str, options: ReadOptions) -> str | None:
     """The whole text of a file or stream, or None when it is over the cap (read up to one
     byte more, never further). Its bytes die here: the text alone stays while it is indexed."""
-    limit = max_bytes(options)
-    handle.seek(0)
-    data = handle.read(limit + 1)
-    return None if len(data) > limit else _decode(data, name, options.encoding)
+    data = capped_bytes(handle, options)
+    return None if data is None else _decode(data, name, options.encoding)
 
 
 def _first_line_title(text: str) -> str:
@@ -84,16 +85,17 @@ def one_document_per_file(convert: Convert) -> ReadFunction:
         if text is None:
             warn(over_the_cap(name, options))
             return
-        converted = convert(text, name, warn)
+        converted = convert(text, name, options, warn)
         if not converted.text.strip():
             warn(f"{name}: skipped, no text")
             return
         yield Document(id=doc_id, text=converted.text, source=doc_id,
                        title=converted.title or _first_line_title(converted.text),
-                       metadata=converted.metadata)
+                       metadata=converted.metadata, structure=converted.structure,
+                       blocks=converted.blocks)
 
     return read
 
 
 TEXT = Reader("text", (".txt", ".rst", ".text"),
-              one_document_per_file(lambda text, name, warn: Converted(text)))
+              one_document_per_file(lambda text, name, options, warn: Converted(text)))

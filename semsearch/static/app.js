@@ -61,6 +61,8 @@ function renderHit(hit) {
     el("div", { class: "meta" },
       el("span", { class: "rank" }, `${hit.rank}.`),
       el("span", { class: "title" }, hit.title || hit.document_id),
+      hit.heading ? el("span", { class: "heading" }, `› ${hit.heading}`) : null,
+      hit.page ? el("span", { class: "page" }, `p. ${hit.page}`) : null,
       el("a", { href: `/documents/${encodeURIComponent(hit.document_id)}`, target: "_blank" },
          "document"),
       el("span", { class: "scores" }, scores.join(" · "))),
