@@ -13,7 +13,7 @@ variant indexes the vault (from ``benchmarks/notes_vault.py``) into a temporary 
 - markdown: the Markdown reader (front matter → metadata, file name → title, markup stripped,
   heading paths), context "none";
 - markdown+title / markdown+heading: the same, with the note's title (and the unit's heading
-  path) embedded with each unit (``IndexSettings.context``).
+  path) embedded with each unit (``IndexSettings.context``); markdown+heading is the default.
 
 Each labelled query (``{"query", "note", "kind"?}``) has one right note; by-document hits are
 scored MRR@10 and Recall@10 in every search mode, over all queries and over those labelled

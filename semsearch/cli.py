@@ -218,7 +218,7 @@ def cli(ctx, precision, backend):
                    " several units (default), or embed each whole, truncated.")
 @click.option("--context", type=click.Choice(UNIT_CONTEXTS), default=None,
               help="What is embedded with each unit: nothing but its text, its document's title,"
-                   " or the title and the unit's heading path. Default: none.")
+                   " or the title and the unit's heading path. Default: heading.")
 @click.option("--faiss", "faiss_factory", default=None, metavar="FACTORY",
               help="FAISS factory string (Flat, HNSW32, IVF1024,SQ8 ...). Default: auto (exact"
                    " below 100k units, IVF above).")

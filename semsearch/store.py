@@ -240,6 +240,20 @@ class Store:
             yield from self.db.execute(
                 f"select id, text from units where id in ({marks}) order by id", chunk)
 
+    def units_with_titles(self, ids: Iterable[int]) -> Iterator[tuple[int, Unit, str]]:
+        """(id, unit, its document's title) of each unit id, in id order: what is needed to
+        embed it again as it was (``index.embedded_text``)."""
+        ids = [int(i) for i in ids]
+        heading = self._column("u", "units", "heading")
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for unit_id, text, unit_start, unit_end, unit_heading, title in self.db.execute(
+                    f"select u.id, u.text, u.char_start, u.char_end, {heading}, d.title"
+                    " from units u join documents d on d.id = u.document_id"
+                    f" where u.id in ({marks}) order by u.id", chunk):
+                yield unit_id, Unit(unit_start, unit_end, text, unit_heading or ""), title or ""
+
     def document_ids_for_sources(self, sources: list[str], ids_only: bool = False) -> list[str]:
         """The documents with these ids or (unless ``ids_only``) read from these sources."""
         marks = ",".join("?" * len(sources))

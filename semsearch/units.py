@@ -18,6 +18,10 @@ import numpy as np
 UNIT_KINDS = ("sentence", "passage", "document")
 # What may be embedded with a unit's text (IndexSettings.context).
 UNIT_CONTEXTS = ("none", "title", "heading")
+# In sentence units, consecutive list items and table rows of one section are packed up to
+# this many tokens (about a long sentence): one item alone says too little to be found by.
+PACKED_TOKENS = 64
+_SHORT_KINDS = ("list", "table")
 SPLIT_BLOCK = 2**20  # characters of one paragraph given to the sentence splitter at once
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 _LAST_SPACE = re.compile(r".*\s", re.DOTALL)
@@ -97,10 +101,14 @@ def cut_units(
 ) -> list[Unit]:
     """The units of one document (``sentence``, ``passage`` or ``document``), cut inside its
     ``blocks`` (None: the whole text is one). A unit with no letter or digit (a list number, a
-    rule, markup alone) is left out. Passages pack sentences of one section (heading and page)."""
+    rule, markup alone) is left out. Passages pack sentences of one section (heading and page);
+    sentences are one each, but a heading goes with what follows it and short list items and
+    table rows go together (:func:`_sentence_groups`)."""
     pieces = _pieces(text, blocks if blocks is not None else [Block(0, len(text))])
-    if unit == "sentence" or not pieces:
-        return [_unit([piece]) for piece in pieces]
+    if not pieces:
+        return []
+    if unit == "sentence":
+        return [_unit(group) for group in _sentence_groups(pieces, token_counts)]
     assert max_tokens is not None, f"{unit} units need max_tokens"
     if unit == "document":
         whole = _unit(pieces)
@@ -116,6 +124,30 @@ def cut_units(
         runs = pack_spans([(i, i + 1) for i in range(len(section))], tokens, max_tokens, overlap)
         units += [_unit(section[first:last]) for first, last in runs]
     return units
+
+
+def _sentence_groups(pieces: list[_Piece], token_counts: Callable[[list[str]], np.ndarray]
+                     ) -> Iterator[list[_Piece]]:
+    """Sentence units: a heading joined to the piece after it in its section, and consecutive
+    list items and table rows of a section packed up to PACKED_TOKENS (measured on a notes
+    vault: benchmarks/notes_retrieval.py)."""
+    short = [n for n, piece in enumerate(pieces) if piece.block.kind in _SHORT_KINDS]
+    counts = np.asarray(token_counts([pieces[n].text for n in short]) if short else [], np.int64)
+    tokens = dict(zip(short, counts.tolist(), strict=True))
+    group: list[_Piece] = []
+    budget = 0
+    for number, piece in enumerate(pieces):
+        if group:
+            last = group[-1].block
+            same_section = (last.heading, last.page) == (piece.block.heading, piece.block.page)
+            packs = (number in tokens and last.kind in (*_SHORT_KINDS, "heading")
+                     and budget + tokens[number] <= PACKED_TOKENS)
+            if not (same_section and (last.kind == "heading" or packs)):
+                yield group
+                group, budget = [], 0
+        group.append(piece)
+        budget += tokens.get(number, 0)
+    yield group
 
 
 @dataclass(frozen=True)

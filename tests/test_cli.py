@@ -88,7 +88,7 @@ def test_by_document_min_score_and_context(run_json, corpus, fake_model):
     strict = run_json("query", "-i", "demo", "red planet", "--min-score", "0.5")[0]["hits"]
     assert strict and all(h["dense_score"] >= 0.5 for h in strict)
     hit = run_json("query", "-i", "demo", "red planet", "-k", "1", "-C", "1")[0]["hits"][0]
-    assert [c["text"] for c in hit["context"]] == ["The Moon orbits the Earth.",
+    assert [c["text"] for c in hit["context"]] == ["Space\n\nThe Moon orbits the Earth.",
                                                     "Astronauts live on the International Space"
                                                     " Station."]
 

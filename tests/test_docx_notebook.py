@@ -90,16 +90,11 @@ def test_word_headings_paragraphs_lists_and_tables(tmp_path):
     assert re.match(r"\d{4}-\d\d-\d\dT", doc.metadata["modified"])
     said = [(unit.heading, unit.text) for unit in units(doc)]
     assert said == [
-        ("Owls at night", "Owls at night"),
-        ("Intro", "Intro"),
-        ("Intro", "Owls hunt after dark."),
+        ("Owls at night", "Owls at night"),  # (a heading alone only where nothing follows)
+        ("Intro", "Intro\n\nOwls hunt after dark."),  # a heading goes with what follows
         ("Intro", "They fly without a sound."),
-        (SETUP, "Setup"),
-        (SETUP, "Bring a lantern"),
-        (SETUP, "Count the owls"),
-        (SETUP, "Bird; Call"),
-        (SETUP, "Bird: Barn owl; Call: screech | hiss"),
-        (SETUP, "Bird: Crow; Call: caw caw"),
+        (SETUP, "Setup\n\nBring a lantern\n\nCount the owls\n\nBird; Call\n\n"  # short
+                "Bird: Barn owl; Call: screech | hiss\n\nBird: Crow; Call: caw caw"),  # packed
         (SETUP, "Write down what you saw."),
     ]
     assert_units_point_into_the_text(doc)
@@ -159,10 +154,8 @@ def test_notebook_cells_as_markdown(tmp_path):
         assert never not in doc.text
     loading = f"Analysis{HEADING_SEPARATOR}Loading"
     assert [(unit.heading, unit.text) for unit in units(doc)] == [
-        ("Analysis", "Analysis"),
-        ("Analysis", "Notes on birds and Owl census."),
-        (loading, "Loading"),
-        (loading, "We load the tallies."),
+        ("Analysis", "Analysis\n\nNotes on birds and Owl census."),
+        (loading, "Loading\n\nWe load the tallies."),
         (loading, "import pandas\ncounts = pandas.read_csv('owls.csv')"),
     ]
     assert_units_point_into_the_text(doc)
@@ -172,7 +165,7 @@ def test_notebook_cells_as_markdown(tmp_path):
 def test_notebook_without_code(tmp_path):
     [doc] = read(write_notebook(tmp_path / "census.ipynb"), code=False)
     assert "pandas" not in doc.text and doc.structure == "markdown-without-code"
-    assert [unit.text for unit in units(doc)][-1] == "We load the tallies."
+    assert [unit.text for unit in units(doc)][-1] == "Loading\n\nWe load the tallies."
     assert units(replace(doc, blocks=None)) == units(doc)
 
 
@@ -183,7 +176,7 @@ def test_notebook_titles_language_and_fences(tmp_path):
                            {"cell_type": "code", "source": code, "outputs": []}])
     [doc] = read(path)
     assert doc.title == "Given" and "````R\n" in doc.text
-    assert units(doc)[-1].text == code  # one code unit: the backticks in it close nothing
+    assert units(doc)[-1].text == f"First\n\n{code}"  # one block: the backticks in it close nothing
     assert read(path, title_from="filename")[0].title == "n"
     untitled = write_notebook(tmp_path / "u.ipynb", {}, [{"cell_type": "markdown",
                                                           "source": "# First"}])

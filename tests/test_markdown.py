@@ -159,19 +159,32 @@ def _read_note(tmp_path, text=VAULT_NOTE, name="BERT.md", **options):
     return docs[0]
 
 
+def _unit_saying(units, sentence):
+    """The one unit whose text says ``sentence`` (whitespace aside)."""
+    found = [unit for unit in units if sentence in " ".join(unit.text.split())]
+    assert len(found) == 1, (sentence, [unit.text for unit in units])
+    return found[0]
+
+
 def test_units_keep_their_heading_path_and_say_plain_text(tmp_path):
     note = _read_note(tmp_path)
     units = _units(note)
-    said = {" ".join(unit.text.split()): unit for unit in units}
-    assert said["BERT is a bidirectional encoder; see the paper."].heading == "Introduction"
-    assert said["Install it with pip install transformers."].heading == "Introduction › Setup"
-    assert "Load the model and fine-tune it." in said
-    assert said["read Attention is all you need"].heading == "Introduction › Setup"
-    assert "A quoted remark about encoders." in said  # the image is dropped
+    heading = {sentence: _unit_saying(units, sentence).heading for sentence in (
+        "BERT is a bidirectional encoder; see the paper.",
+        "Install it with pip install transformers.", "Load the model and fine-tune it.",
+        "read Attention is all you need", "A quoted remark about encoders.",  # image dropped
+        "Long inputs are cut at 512 tokens & memory grows fast.",
+        "A second sentence scaling here.", "Tags: __Machine_Learning MachineLearning")}
     limits = "Introduction › Limitations of BERT with Large Datasets"
-    assert said["Long inputs are cut at 512 tokens & memory grows fast."].heading == limits
-    assert said["A second sentence scaling here."].heading == limits
-    assert said["Tags: __Machine_Learning MachineLearning"].heading == ""
+    assert heading == {
+        "BERT is a bidirectional encoder; see the paper.": "Introduction",
+        "Install it with pip install transformers.": "Introduction › Setup",
+        "Load the model and fine-tune it.": "Introduction › Setup",
+        "read Attention is all you need": "Introduction › Setup",
+        "A quoted remark about encoders.": "Introduction › Setup",
+        "Long inputs are cut at 512 tokens & memory grows fast.": limits,
+        "A second sentence scaling here.": limits,
+        "Tags: __Machine_Learning MachineLearning": ""}
     for unit in units:
         source = note.text[unit.start:unit.end]
         assert not any(mark in unit.text for mark in ("**", "](", "[[", "<!--", "`"))
@@ -183,17 +196,36 @@ def test_units_keep_their_heading_path_and_say_plain_text(tmp_path):
     assert not any(unit.text.strip() in ("1.", "2.", "3.", "-") for unit in units)
 
 
-def test_list_items_table_rows_and_code_blocks_are_units_of_their_own(tmp_path):
-    note = _read_note(tmp_path)
-    said = [unit.text for unit in _units(note)]
-    assert "bullet without a full stop" in said and "a nested bullet" in said
-    assert "Model: BERT-base; Parameters: 110M" in said
-    assert "Model: BERT-large; Parameters: 340M" in said
-    code = [text for text in said if "AutoModel" in text]
+def test_sentence_units_join_a_heading_to_its_text_and_pack_short_list_items(tmp_path):
+    said = [unit.text for unit in _units(_read_note(tmp_path))]
+    # A heading goes with what follows it; never a unit alone.
+    assert "Introduction\n\nBERT is a bidirectional encoder; see the paper." in said
+    assert not any(text in ("Introduction", "Setup") for text in said)
+    # The list items of a section (one list or two) are packed; each keeps its own lines.
+    assert ("Setup\n\nInstall it with pip install transformers.\n\nLoad the model and"
+            " fine-tune it.\n\nread Attention is all you need\n\nbullet without a full stop"
+            "\n\na nested bullet") in said
+    # Table rows go together, each under its column headers.
+    assert ("Model; Parameters\n\nModel: BERT-base; Parameters: 110M\n\n"
+            "Model: BERT-large; Parameters: 340M") in said
+    code = [text for text in said if "AutoModel" in text]  # a code block stays one unit
     assert code == ['from transformers import AutoModel\n'
                     'model = AutoModel.from_pretrained("bert-base-uncased")']
     without = [unit.text for unit in _units(_read_note(tmp_path, code=False))]
-    assert not any("AutoModel" in text for text in without) and "a nested bullet" in without
+    assert not any("AutoModel" in text for text in without)
+    assert any("a nested bullet" in text for text in without)
+
+
+def test_a_long_list_is_packed_up_to_a_budget(tmp_path):
+    from semsearch.units import PACKED_TOKENS
+
+    items = [f"item {n} of a long shopping list" for n in range(40)]  # 7 "tokens" each
+    units = _units(_read_note(tmp_path, "# Groceries\n" + "".join(f"- {item}\n" for item in items),
+                              "Groceries.md"))
+    packed = [unit.text.split("\n\n") for unit in units]
+    assert [item for group in packed for item in group] == ["Groceries", *items]
+    assert all(len(" ".join(group).split()) <= PACKED_TOKENS + 1 for group in packed)
+    assert len(packed) == -(-40 // (PACKED_TOKENS // 7))
 
 
 def test_passages_pack_units_of_one_section(tmp_path):
@@ -239,7 +271,8 @@ def test_heading_paths_and_markup_free_text_through_the_cli(tmp_path, run, fake_
     hits = json.loads(run("query", "-i", index, "--json", "--mode", "keyword",
                           "memory grows fast").output)[0]["hits"]
     assert hits[0]["heading"] == "Introduction › Limitations of BERT with Large Datasets"
-    assert hits[0]["text"] == "Long inputs are cut at 512 tokens & memory grows fast."
+    assert hits[0]["text"] == ("Limitations of BERT with Large Datasets\n\n"
+                               "Long inputs are cut at 512 tokens & memory grows fast.")
     assert hits[0]["title"] == "BERT" and hits[0]["page"] is None
     source = (vault / "BERT.md").read_text()
     assert "memory grows fast" in source[hits[0]["char_start"]:hits[0]["char_end"]]
@@ -291,3 +324,21 @@ def test_an_index_from_before_headings_and_pages_is_still_read_and_written(
                           "oil board").output)[0]["hits"]
     assert hits[0]["heading"] == "Boards › Cleaning"
     run("check", "-i", index)
+
+
+def test_title_and_heading_path_are_embedded_with_each_unit_by_default(tmp_path, fake_model):
+    from semsearch.index import Index, IndexSettings, settings_of
+
+    note = _read_note(tmp_path)
+    texts = {}
+    for context in ("none", "title", "heading", None):
+        settings = IndexSettings() if context is None else IndexSettings(context=context)
+        index = Index.create(tmp_path / f"idx-{context}", model=fake_model, settings=settings)
+        texts[context] = index.prepare([note]).texts
+        index.store.db.close()
+    said = "Introduction\n\nBERT is a bidirectional encoder; see the paper."
+    assert said in texts["none"]
+    assert f"BERT: {said}" in texts["title"]
+    assert f"BERT › Introduction: {said}" in texts["heading"]
+    assert texts[None] == texts["heading"]
+    assert settings_of({}).context == "none"  # an index from before the setting: built without

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 STRUCTURE = "pages"
 PAGE_BREAK = "\f"
 RUNNING_SHARE = 0.6  # a first or last line on this share of the pages (3 or more) is running
-SHORT_LINE = 0.8  # a line under this share of the page's median line may end its paragraph
+SHORT_LINE = 0.8  # a line under this share of a full one (90th percentile) may end a paragraph
 # PDFium marks a hyphen it took off at a line end with U+FFFE (and joins the lines itself,
 # whatever follows); it is put back, to be joined only before a lowercase letter.
 _CLEAN = str.maketrans({"\ufffe": "-\n", "\t": " ", "\r": "\n"} | {
@@ -40,6 +40,7 @@ _CLEAN = str.maketrans({"\ufffe": "-\n", "\t": " ", "\r": "\n"} | {
 _PAGE_NUMBER = re.compile(r"(page\s*)?[-–—\s]*\d+[-–—\s]*((of|/)\s*\d+)?", re.IGNORECASE)
 _HYPHENATED = re.compile(r"[^\W\d_]-$")  # a letter, then a hyphen, at the end of a line
 _SENTENCE_END = re.compile(r"[.!?:][\"'”’)\]]*$")
+_OPENS_SECTION = re.compile(r"(?:\d+(?:\.\d+)*\.?\s+)?[A-Z]")  # "Results", "2.1 Setup"
 _HEADING = re.compile(r"[\w)\]]$")  # how a heading ends (not a hyphen, comma, …)
 # Titles that authoring tools write for the author: the PDF says nothing better than its text.
 _JUNK_TITLE = re.compile(r"untitled\b.*|(microsoft \w+ - )?.*\.(docx?|odt|rtf|pptx?|tex|dvi|"
@@ -151,14 +152,16 @@ def _paragraphs(lines: list[str]) -> str:
     """A page's lines as paragraphs (split by blank lines): a line joins the one before with a
     space, or with nothing where that one ends in a hyphenated word this line ends. A line
     clearly shorter than most on the page ends its paragraph where it ends a sentence, or
-    where it ends in a word and the next line starts with a capital (a heading, a title)."""
+    where it ends in a word and the next line starts with a capital or a section number (a
+    heading, a title)."""
     lengths = sorted(len(line) for line in lines if line)
-    short = SHORT_LINE * lengths[len(lengths) // 2] if lengths else 0
+    short = SHORT_LINE * lengths[len(lengths) * 9 // 10] if lengths else 0  # vs a full line
     pieces: list[str] = []
     before = ""  # the line before; blank after a blank line
     for line in lines:
         if pieces and line:
-            ends = _SENTENCE_END.search(before) or _HEADING.search(before) and line[0].isupper()
+            ends = _SENTENCE_END.search(before) or (
+                _HEADING.search(before) and _OPENS_SECTION.match(line))
             if not before or len(before) < short and ends:
                 pieces.append("\n\n")
             elif _HYPHENATED.search(before) and line[0].islower():
