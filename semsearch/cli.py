@@ -317,7 +317,10 @@ def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chun
 
     from semsearch.watch import watch as watch_paths
 
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stopped as Ctrl+C stops it
+    # Stopped as Ctrl+C stops it, by SIGTERM too, and by SIGINT even where it was started with
+    # SIGINT ignored (as a shell starts a background job, a parent passes it on).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
     # Stopping rolls back the batch being written; every one before it is committed.
     with contextlib.suppress(KeyboardInterrupt):
         watch_paths(idx, list(paths), options, report=click.echo, warn=_warn,

@@ -18,6 +18,12 @@ START_SECONDS = 90.0  # a first pass on a slow machine: torch's import, the mode
 READY = "for changes; Ctrl+C stops"
 
 
+def _as_a_background_job() -> None:
+    """Start with SIGINT ignored, as a shell starts `cmd &` (and a parent may pass it on): the
+    watcher must still stop on SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class Watcher:
     """The watching process; its output (stdout and stderr) is read by a thread, so a full
     pipe never stalls it and the test can look for a line at any time."""
@@ -26,7 +32,7 @@ class Watcher:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "semsearch", "index", "--watch", "-i", str(index), "--model",
              str(model), str(folder)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, cwd=folder.parent)
+            text=True, cwd=folder.parent, preexec_fn=_as_a_background_job)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
