@@ -14,6 +14,8 @@ import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 
+from semsearch.stopwords import ENGLISH_STOP_WORDS
+
 # Enough words for any real query; bounds the cost of pasting a whole page into the box.
 MAX_KEYWORD_TERMS = 64
 _WORD = re.compile(r"\w+")
@@ -33,8 +35,6 @@ def keyword_query(text: str, drop_stop_words: bool = True) -> str:
     every unit a match, which makes the query several times slower. Empty when the text has no
     words (emoji, punctuation only).
     """
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
     words = list(dict.fromkeys(word.lower() for word in _WORD.findall(text)))
     if drop_stop_words:
         words = [word for word in words if word not in ENGLISH_STOP_WORDS] or words

@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -15,7 +16,7 @@ import click
 
 import semsearch  # noqa: F401  (sets the offline environment first)
 from semsearch.clustering import DEFAULT_RESTARTS, METHODS, PAIRWISE_LIMIT
-from semsearch.encoder import BACKENDS, POOLING_MODES, PRECISIONS, Runtime
+from semsearch.encoder import BACKENDS, POOLING_MODES, PRECISIONS, Runtime, SlowStartWarning
 from semsearch.errors import InputError, SemsearchError, UsageError, damaged_store_error
 from semsearch.readers import DEFAULT_MAX_DOCUMENT_MB, FORMATS, TITLE_SOURCES, ReadOptions
 from semsearch.search import (
@@ -113,6 +114,22 @@ def _warn(message: str) -> None:
     click.echo(f"warning: {message}", err=True)
 
 
+def _show_slow_start_notes() -> None:
+    """The library's SlowStartWarning as one line on stderr, not Python's warning format."""
+    shown = warnings.showwarning
+    if getattr(shown, "semsearch_notes", False):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        if issubclass(category, SlowStartWarning):
+            click.echo(f"note: {message}", err=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    show.semsearch_notes = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
+
+
 index_option = click.option(
     "--index", "-i", "index_name", default=None, metavar="NAME|PATH",
     help="Index name (under indexes/, or $SEMSEARCH_INDEXES) or folder path. Default: default.")
@@ -186,9 +203,9 @@ batch_option = click.option(
                    " AVX512-BF16, else fp32); int8 needs --backend onnx. Also"
                    " $SEMSEARCH_PRECISION.")
 @click.option("--backend", type=click.Choice(BACKENDS), default=None, envvar=BACKEND_ENV,
-              help="Run the encoder with torch (default) or ONNX Runtime on the CPU (exported"
-                   " once, kept next to the model; fastest for queries). Also"
-                   " $SEMSEARCH_BACKEND.")
+              help="Run the encoder on ONNX Runtime (CPU; exported once per model, no torch in"
+                   " the process) or torch. Default: auto (ONNX Runtime for queries and small"
+                   " updates, torch for bulk indexing). Also $SEMSEARCH_BACKEND.")
 @click.pass_context
 def cli(ctx, precision, backend):
     """Semantic search over your own text, offline.
@@ -199,10 +216,11 @@ def cli(ctx, precision, backend):
         semsearch query "how do I reset my password"
     """
     ctx.obj = Runtime(precision, backend)
+    _show_slow_start_notes()
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1)
 @index_option
 @model_option
 @pooling_option
@@ -258,6 +276,10 @@ def cli(ctx, precision, backend):
 @ray_option
 @click.option("--workers", type=click.IntRange(1), default=None,
               help="With --ray: embedding actors. Default: one per GPU, else one per 2 CPUs.")
+@click.option("--prepare", is_flag=True,
+              help="Make the model's ONNX export, which lets queries run without torch (every"
+                   " index run makes it; this is for an index from an older version or a cache"
+                   " that was read-only). PATHS may be left out.")
 @click.option("--watch", "watch", is_flag=True,
               help="After indexing, keep watching PATHS: each change is indexed (and committed)"
                    " as it happens, a deleted file's documents removed, one line per change,"
@@ -268,7 +290,7 @@ def cli(ctx, precision, backend):
 def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chunk, context,
           faiss_factory, recall, glob, fmt, text_field, id_field, title_field, title_from, code,
           encoding, max_document_mb, exclude, follow_symlinks, commit_every, shards, ray_address,
-          workers, watch, batch_size, timeout, as_json):
+          workers, prepare, watch, batch_size, timeout, as_json):
     """Add files, folders (recursively) or - (stdin) to an index.
 
     Unchanged documents are skipped, changed ones replaced. Formats: .txt, .md (YAML front
@@ -281,9 +303,20 @@ def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chun
     """
     if watch and as_json:
         raise click.UsageError("--watch prints a line per change; leave out --json")
+    if not paths and not prepare:
+        raise click.UsageError("give the files or folders to index (or --prepare)")
     from tqdm import tqdm
 
-    from semsearch.service import index_files, open_or_create
+    from semsearch.service import index_files, open_or_create, prepare_queries
+
+    if not paths:  # --prepare alone
+        idx = _open_index(index_name, timeout)
+        recipe = prepare_queries(idx)
+        if as_json:
+            _print_json({"index": str(idx.path), "export": str(recipe)})
+        else:
+            click.echo(f"{idx.path}: queries run without torch (export in {recipe.parent})")
+        return
 
     options = ReadOptions(text_field=text_field, id_field=id_field, title_field=title_field,
                           encoding=encoding, format=fmt, glob=glob,
@@ -296,6 +329,8 @@ def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chun
                                    if value is not None},
                          runner=_runner(ray_address, workers), runtime=_runtime(),
                          timeout=timeout)
+    if prepare:
+        prepare_queries(idx)
 
     def first_pass() -> None:
         with tqdm(desc="indexing", unit="doc", disable=None, file=sys.stderr) as bar:
@@ -680,7 +715,7 @@ def serve(index_name, host, port, allow_writes, token, access_log, allowed_hosts
     from semsearch.service import open_for_serving
 
     idx = open_for_serving(index_name, runtime=_runtime(), mmap=mmap,
-                           runner=_runner(ray_address), warn=_warn)
+                           runner=_runner(ray_address))
     app = create_app(idx, allow_writes=allow_writes, token=token, host=host,
                      allowed_hosts=allowed_hosts)
     if host not in LOCAL_HOSTS:

@@ -277,7 +277,7 @@ def cluster_index(
 def cluster_items(index: Index, by_document: bool) -> tuple[list[dict], np.ndarray, list[str]]:
     """What gets clustered: each unit, or each document (the normalised mean of its units),
     with its vector and text."""
-    rows = index.store.db.execute("select id, document_id, text from units order by id")
+    rows = index.store.conn.execute("select id, document_id, text from units order by id")
     unit_ids, document_ids, texts = map(list, zip(*rows.fetchall(), strict=True)) if (
         index.store.count("units")) else ([], [], [])
     vectors = index.vectors.vectors(np.array(unit_ids, dtype=np.int64))
@@ -339,7 +339,7 @@ def run_items(index: Index, run: dict) -> tuple[list[dict], np.ndarray]:
     items = index.store.cluster_assignments(run["id"])
     if run["target"] == "unit":
         return items, index.vectors.vectors(np.array([i["unit_id"] for i in items], np.int64))
-    rows = index.store.db.execute("select id, document_id from units order by id").fetchall()
+    rows = index.store.conn.execute("select id, document_id from units order by id").fetchall()
     units: dict[str, list[int]] = {}
     for unit_id, document_id in rows:
         units.setdefault(document_id, []).append(unit_id)

@@ -146,7 +146,7 @@ def evaluate_retrieval(
             rank_documents(index, queries, replace(fusion, mode=cast(Mode, mode))), qrels)}
             for mode in modes]
         manifest = index.manifest
-        index.store.db.close()
+        index.store.close()
     return {"folder": str(folder), "split": split, "documents": len(documents),
             "queries": len(queries), "model": manifest["model"], "pooling": manifest["pooling"],
             "unit": unit, "chunk": chunk, "hold_out": hold_out,

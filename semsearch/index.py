@@ -391,7 +391,9 @@ class Index:
         finally:
             for leftover in (draft, *(Path(f"{draft}{end}") for end in ("-wal", "-shm"))):
                 leftover.unlink(missing_ok=True)
-        return cls(path, Store(path / STORE_FILE), encoder, runtime=runtime)
+        # Embeds with what the runtime picks for this model now that its pooling is known
+        # (`auto`: ONNX Runtime for small adds, made possible by the export torch just wrote).
+        return cls(path, Store(path / STORE_FILE), runtime=runtime)
 
     @classmethod
     def open(
@@ -478,7 +480,7 @@ class Index:
 
     def _load_vectors(self, check_counts: bool = False) -> VectorIndex:
         for attempt in range(3):  # a writer may swap the file between our manifest read and load
-            with self.store.db.atomic():  # manifest and unit count as of one moment
+            with self.store.atomic():  # manifest and unit count as of one moment
                 manifest = self.manifest
                 units = self.store.count("units") if check_counts else None
             if manifest["vectors_file"] is None:
@@ -546,7 +548,7 @@ class Index:
                 self._vectors = None  # reload what the last writer committed
                 self._remove_orphans()
                 self._changed = False
-                self.store.db.begin()
+                self.store.begin()
                 yield
                 self._commit()
             except (sqlite3.OperationalError, OSError) as exc:  # disk full, read-only, I/O
@@ -562,7 +564,7 @@ class Index:
     def _abandon(self) -> None:
         """Drop the open transaction and the in-memory vectors it changed."""
         with contextlib.suppress(sqlite3.Error):
-            self.store.db.rollback()
+            self.store.rollback()
         self._vectors = None
 
     def _remove_orphans(self) -> None:
@@ -574,7 +576,7 @@ class Index:
 
     def _commit(self) -> None:
         if not self._changed:
-            self.store.db.commit()
+            self.store.commit()
             return
         self._changed = False
         manifest = self.manifest
@@ -599,7 +601,7 @@ class Index:
                 "vectors": vectors.ntotal, "units": self.store.count("units"),
                 "documents": self.store.count("documents"),
             })
-            self.store.db.commit()
+            self.store.commit()
         except BaseException:  # the store kept the old file: the new one is nobody's
             (self.path / name).unlink(missing_ok=True)
             raise
@@ -660,7 +662,7 @@ class Index:
     def checkpoint(self) -> None:
         """Commit what was written so far and go on writing (inside :meth:`writing`)."""
         self._commit()
-        self.store.db.begin()
+        self.store.begin()
 
     def remove(self, ids_or_sources: list[str], ids_only: bool = False) -> int:
         """Delete documents (by id, or by the file they came from, unless ``ids_only``) with
@@ -685,7 +687,7 @@ class Index:
             vectors = None
             report.update(vectors_file="damaged", vectors_error=str(exc))
         try:
-            quick_check = self.store.db.execute("pragma quick_check").fetchone()[0]
+            quick_check = self.store.conn.execute("pragma quick_check").fetchone()[0]
             stored = self.store.unit_ids()
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError):  # locked, I/O: not damage we can judge
@@ -854,26 +856,26 @@ class Index:
     def reading(self):
         """One read transaction: the store as of one commit and the vector file of that same
         commit, whatever writers do meanwhile (in WAL mode they never block readers)."""
-        if self.store.db.conn.in_transaction:  # inside our own write: already consistent
+        if self.store.conn.in_transaction:  # inside our own write: already consistent
             yield
             return
         for attempt in range(3):
-            self.store.db.begin()
+            self.store.begin()
             try:
                 if self._vectors is None or self._vectors_file != self.manifest["vectors_file"]:
                     self._vectors = self._load_vectors()
                 break
             except CorruptIndexError:  # the file went away under a newer commit: start again
-                self.store.db.rollback()
+                self.store.rollback()
                 if attempt == 2:
                     raise
             except BaseException:  # never leave the snapshot open: later reads would reuse it
-                self.store.db.rollback()
+                self.store.rollback()
                 raise
         try:
             yield
         finally:
-            self.store.db.rollback()  # nothing was written
+            self.store.rollback()  # nothing was written
 
     def search(self, queries: list[str] | str,
                options: SearchOptions | None = None) -> list[list[Hit]]:

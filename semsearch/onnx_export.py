@@ -1,5 +1,7 @@
-"""A model's ONNX export, made on first use and cached on disk, and the ONNX Runtime session
-that runs it (what ``--backend onnx`` encodes with)."""
+"""A model's ONNX export, made where torch already runs (indexing, training, ``--backend onnx``)
+and cached on disk: the graph (tokens → normalised sentence vector), the tokenizer it was
+traced with, and a recipe that names both with the model's settings, so that a query can run
+the model with ONNX Runtime and ``tokenizers`` alone (``onnx_encoder``)."""
 
 from __future__ import annotations
 
@@ -11,37 +13,98 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from semsearch.errors import ModelError
-from semsearch.model_folder import model_fingerprint
+from semsearch.model_folder import EXPORT_FOLDER, model_fingerprint
 
-if TYPE_CHECKING:  # loaded on first use: a query on torch never needs them
-    from onnxruntime import InferenceSession
+if TYPE_CHECKING:  # loaded on first use: a query never needs them
     from sentence_transformers import SentenceTransformer
 
 CACHE_ENV = "SEMSEARCH_CACHE"
 ONNX_FORMAT = 1  # bump when _export changes what it writes
+RECIPE_FORMAT = 1  # bump when the recipe's keys change
+EXPORT_PRECISIONS = ("fp32", "int8")
 
 
-def onnx_session(model: SentenceTransformer, path: Path, precision: str) -> InferenceSession:
-    """An ONNX Runtime session on the model's export, on the CPU with torch's thread count."""
+def export_folders(path: Path) -> list[Path]:
+    """Where a model's exports are kept: next to the model, else (a read-only model folder)
+    under $SEMSEARCH_CACHE (default ~/.cache/semsearch)."""
+    cache = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "semsearch")
+    return [path / EXPORT_FOLDER, cache / "onnx"]
+
+
+def recipe_name(fingerprint: str, pooling: str) -> str:
+    return f"semsearch-{fingerprint}-{pooling}.recipe.json"
+
+
+def find_recipe(path: Path, pooling: str, precision: str = "fp32",
+                fingerprint: str | None = None) -> Path | None:
+    """The recipe of the model's export with this pooling and precision, if one was made
+    (torch-free: what a query looks for)."""
+    name = recipe_name(fingerprint or model_fingerprint(path), pooling)
+    for folder in export_folders(path):
+        try:
+            recipe = json.loads((folder / name).read_text())
+        except (OSError, ValueError):
+            continue
+        if (recipe.get("format") == RECIPE_FORMAT and precision in recipe.get("onnx", {})
+                and (folder / recipe["onnx"][precision]).is_file()
+                and (folder / recipe["tokenizer"]).is_file()):
+            return folder / name
+    return None
+
+
+def prepare_export(model: SentenceTransformer, path: Path, pooling: str,
+                   precision: str = "fp32") -> Path:
+    """Export the model (once) for the torch-free encoder and return its recipe. The recipe is
+    written last, and atomically: one that exists names files that exist."""
+    if precision not in EXPORT_PRECISIONS:
+        raise ModelError(f"ONNX Runtime runs fp32 or int8, not {precision}")
+    prompt = model.prompts.get(model.default_prompt_name) if model.default_prompt_name else None
+    if prompt and not all(getattr(module, "include_prompt", True) for module in model):
+        raise ModelError(f"{path} pools without its prompt's tokens, which its ONNX export"
+                         " cannot tell apart; it runs on torch")
+    fingerprint = model_fingerprint(path)
+    if existing := find_recipe(path, pooling, precision, fingerprint):
+        return existing
+    exported = onnx_file(model, path, precision)
+    folder = exported.parent
     try:
-        import onnxruntime
-    except ImportError:
-        raise ModelError("--backend onnx needs ONNX Runtime: pip install 'semsearch[onnx]'"
-                         ) from None
-    import torch
+        before = json.loads((folder / recipe_name(fingerprint, pooling)).read_text())
+    except (OSError, ValueError):
+        before = {}
+    files = {key: name for key, name in before.get("onnx", {}).items()
+             if before.get("format") == RECIPE_FORMAT and (folder / name).is_file()}
+    files[precision] = exported.name
+    tokenizer = model.tokenizer
+    tokenizer_file = exported.name.rsplit("-", 1)[0] + ".tokenizer.json"
+    if not (folder / tokenizer_file).is_file():
+        _write_atomically(folder / tokenizer_file, tokenizer.backend_tokenizer.to_str())
+    dimension = model.get_embedding_dimension()
+    _write_atomically(folder / recipe_name(fingerprint, pooling), json.dumps({
+        "format": RECIPE_FORMAT, "model_fingerprint": fingerprint, "pooling": pooling,
+        "dimension": dimension, "max_seq_length": model.max_seq_length, "prompt": prompt or "",
+        "tokenizer": tokenizer_file, "pad_id": tokenizer.pad_token_id or 0,
+        "pad_type_id": tokenizer.pad_token_type_id or 0, "pad_token": tokenizer.pad_token or "",
+        "padding_side": tokenizer.padding_side, "truncation_side": tokenizer.truncation_side,
+        "onnx": files,
+    }, indent=1))
+    return folder / recipe_name(fingerprint, pooling)
 
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    options.log_severity_level = 3
-    return onnxruntime.InferenceSession(str(onnx_file(model, path, precision)), options,
-                                        providers=["CPUExecutionProvider"])
+
+def _write_atomically(target: Path, text: str) -> None:
+    handle, draft = tempfile.mkstemp(dir=target.parent, prefix=f"{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.chmod(draft, 0o644)  # mkstemp's 0600 would hide it from other users of the model
+        os.replace(draft, target)
+    finally:
+        Path(draft).unlink(missing_ok=True)
 
 
 def onnx_file(model: SentenceTransformer, path: Path, precision: str) -> Path:
     """The model's ONNX export (int8: quantised from the fp32 one), made on first use and kept
-    next to the model in ``onnx/`` (or under $SEMSEARCH_CACHE, default ~/.cache/semsearch,
-    when the model folder is read-only). The name changes with the weights, the module stack
-    and its settings, and the versions that trace it."""
+    in :func:`export_folders`. The name changes with the weights, the module stack and its
+    settings, and the versions that trace it."""
     import torch
     import transformers
 
@@ -50,8 +113,7 @@ def onnx_file(model: SentenceTransformer, path: Path, precision: str) -> Path:
                         model.max_seq_length], sort_keys=True, default=str)
     digest = hashlib.sha256(stack.encode()).hexdigest()[:12]
     name = f"semsearch-{model_fingerprint(path)}-{digest}-{precision}.onnx"
-    cache = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "semsearch")
-    folders = [path / "onnx", cache / "onnx"]
+    folders = export_folders(path)
     for folder in folders:
         if (folder / name).exists():
             return folder / name
@@ -67,6 +129,7 @@ def onnx_file(model: SentenceTransformer, path: Path, precision: str) -> Path:
                 _quantize(onnx_file(model, path, "fp32"), Path(draft))
             else:
                 _export(model, Path(draft))
+            os.chmod(draft, 0o644)  # mkstemp's 0600 would hide it from other users of the model
             os.replace(draft, folder / name)  # published whole: a reader never sees half
             return folder / name
         except OSError:

@@ -9,7 +9,6 @@ shell, over HTTP and from Python.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -22,7 +21,7 @@ from semsearch.clustering import (
     export_csv,
     plot_map,
 )
-from semsearch.encoder import Runtime, default_device
+from semsearch.encoder import Runtime, prepare_fast_path
 from semsearch.errors import InputError, SemsearchError, UsageError
 from semsearch.index import (
     STORE_FILE,
@@ -133,32 +132,21 @@ def remove_documents(index: AnyIndex, references: Iterable[str], *,
                          for reference in references])
 
 
+def prepare_queries(index: AnyIndex) -> Path:
+    """Make the export that lets queries on this index run without torch (see
+    :func:`semsearch.encoder.prepare_fast_path`); the recipe file naming it."""
+    manifest = index.manifest
+    return prepare_fast_path(manifest["model"], manifest["pooling"])
+
+
 def open_for_serving(name_or_path: str | os.PathLike | None, *,
                      runtime: Runtime | None = None, mmap: bool = False,
-                     runner: RunnerFactory | None = None,
-                     warn: Callable[[str], None] | None = None) -> AnyIndex:
-    """An index ready to answer at once: its model and vectors loaded and warmed by a search.
-
-    A warm process embeds one short query at a time, which ONNX Runtime does 2.5x faster than
-    torch on a CPU with the same vectors: it is used unless a backend, or a precision it cannot
-    run, was asked for, or it is not installed, or the model does not export (then torch, with
-    a warning)."""
-    runtime = runtime or Runtime()
-    onnx = (runtime.backend is None and runtime.precision in (None, "auto", "fp32", "int8")
-            and importlib.util.find_spec("onnxruntime") is not None
-            and default_device() == "cpu")
-    chosen = Runtime(runtime.precision, "onnx") if onnx else runtime
-    index = open_index(name_or_path, runtime=chosen, mmap=mmap, runner=runner)
-    try:
-        index.encoder  # noqa: B018  (loaded now, not at the first request)
-    except Exception as exc:  # an exporter limit on an unusual model: torch still serves
-        if not onnx:
-            raise
-        if warn:
-            warn(f"ONNX Runtime cannot run this model ({type(exc).__name__}: {exc}); using"
-                 " torch")
-        index = open_index(name_or_path, runtime=Runtime(runtime.precision, "torch"),
-                           mmap=mmap, runner=runner)
+                     runner: RunnerFactory | None = None) -> AnyIndex:
+    """An index ready to answer at once: its model and vectors loaded and warmed by a search
+    (queries run on ONNX Runtime unless a backend or precision that needs torch is asked for;
+    see :func:`semsearch.encoder.load_encoder`)."""
+    index = open_index(name_or_path, runtime=runtime, mmap=mmap, runner=runner)
+    index.encoder  # noqa: B018  (loaded now, not at the first request)
     index.search("warm up", SearchOptions(k=1))  # the vectors and the first batch, loaded
     return index
 

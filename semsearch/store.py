@@ -1,22 +1,32 @@
-"""The SQLite document store: documents, their units, a full-text index and the manifest."""
+"""The SQLite document store: documents, their units, a full-text index and the manifest.
+
+Reads are plain SQL on a :mod:`sqlite3` connection; sqlite-utils (slow to import) is loaded only
+by the first write that needs it, so a one-shot query or ``info`` never imports it.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import secrets
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import sqlite_utils
 
 from semsearch.bm25 import FullTextStatistics, KeywordStatistics, bm25, keyword_query
 from semsearch.errors import CorruptIndexError, InputError
 from semsearch.readers import Document
 from semsearch.units import Unit
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 FORMAT_VERSION = 1
 # Chosen on SciFact train queries (benchmarks/hybrid_tuning.py): stemming beats plain unicode61.
@@ -27,8 +37,8 @@ SALVAGE_GAP = 100_000
 SALVAGE_COLUMNS = ("id", "source", "title", "text", "metadata", "structure")
 # Added after format 1 without a new format number: a store without them gets them (empty)
 # when first opened for writing, and is read as if they were empty until then.
-_LATER_COLUMNS: dict[str, dict[str, type]] = {"documents": {"structure": str},
-                                              "units": {"heading": str, "page": int}}
+_LATER_COLUMNS: dict[str, dict[str, str]] = {"documents": {"structure": "TEXT"},
+                                             "units": {"heading": "TEXT", "page": "INTEGER"}}
 
 
 def _metadata_json(doc: Document) -> str:
@@ -47,6 +57,11 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _quote(identifier: str) -> str:
+    """A table or column name as SQL (as sqlite-utils quotes it)."""
+    return '"{}"'.format(identifier.replace('"', '""'))
+
+
 class Store:
     """Documents and units in SQLite (WAL); unit ids are the vector ids in FAISS."""
 
@@ -57,16 +72,108 @@ class Store:
         self.read_only = not (os.access(path.parent, os.W_OK)
                               and (not path.exists() or os.access(path, os.W_OK)))
         try:
-            self.db = sqlite_utils.Database(self._connect())
+            self.conn = self._connect()
+            # As sqlite-utils sets it on the connections it wraps (self.db), for every write.
+            self.conn.execute("PRAGMA recursive_triggers=on")
             if not self.read_only:
-                self.db.execute("PRAGMA journal_mode=WAL")
-                self.db.execute("PRAGMA synchronous=NORMAL")
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.OperationalError:  # disk full, I/O: the caller says what was being done
             raise
         except sqlite3.DatabaseError as exc:
             raise CorruptIndexError(f"{path} is not a semsearch store ({exc})") from None
-        self._keyword_statistics = FullTextStatistics(self.db.conn, "units_fts", FTS_TOKENIZER)
+        self._keyword_statistics = FullTextStatistics(self.conn, "units_fts", FTS_TOKENIZER)
         self._missing_columns = self._add_later_columns()
+
+    @cached_property
+    def db(self) -> sqlite_utils.Database:
+        """The same connection wrapped by sqlite-utils, for the writes that use it (imported
+        here, on first use: reads never need it)."""
+        import sqlite_utils
+
+        return sqlite_utils.Database(self.conn)
+
+    # ---- plain SQL ---------------------------------------------------------------------------
+
+    def _execute(self, sql: str, parameters: Sequence = ()) -> sqlite3.Cursor:
+        """``conn.execute``, committing a write that opened its own transaction and rolling back
+        one that failed doing so, as sqlite-utils' ``Database.execute`` does: outside a
+        transaction a write is committed at once."""
+        was_in_transaction = self.conn.in_transaction
+        try:
+            cursor = self.conn.execute(sql, parameters)
+        except Exception:
+            if not was_in_transaction and self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        if not was_in_transaction and self.conn.in_transaction and cursor.description is None:
+            self.conn.execute("COMMIT")
+        return cursor
+
+    def _table_exists(self, name: str) -> bool:
+        return self.conn.execute("select 1 from sqlite_master where type = 'table' and name = ?",
+                                 [name]).fetchone() is not None
+
+    def _columns(self, table: str) -> list[str]:
+        return [row[1] for row in self.conn.execute(f"pragma table_info({_quote(table)})")]
+
+    def _rows(self, table: str, where: str | None = None, parameters: Sequence = (),
+              order_by: str | None = None, select: str = "*") -> list[dict[str, Any]]:
+        """Rows of ``table`` as dicts (none when there is no such table yet)."""
+        if not self._table_exists(table):
+            return []
+        sql = f"select {select} from {_quote(table)}"
+        if where is not None:
+            sql += f" where {where}"
+        if order_by is not None:
+            sql += f" order by {order_by}"
+        cursor = self.conn.execute(sql, parameters)
+        columns = [column[0] for column in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor]
+
+    # ---- transactions (as sqlite-utils' ``Database`` has them, without importing it) -----------
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[None]:
+        """One transaction around the block; inside another one, a savepoint."""
+        if self.conn.in_transaction:
+            savepoint = f"semsearch_{secrets.token_hex(16)}"
+            self.conn.execute(f"SAVEPOINT {savepoint}")
+            try:
+                yield
+            except BaseException:
+                if self.conn.in_transaction:  # an error may have ended the whole transaction
+                    self.conn.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
+                    self.conn.execute(f"RELEASE SAVEPOINT {savepoint}")
+                raise
+            else:
+                self.conn.execute(f"RELEASE SAVEPOINT {savepoint}")
+        else:
+            self.conn.execute("BEGIN")
+            try:
+                yield
+            except BaseException:
+                self.rollback()
+                raise
+            else:
+                try:
+                    self.conn.execute("COMMIT")
+                except BaseException:
+                    self.rollback()
+                    raise
+
+    def begin(self) -> None:
+        """Open a transaction (an error if one is open), ended by :meth:`commit` or
+        :meth:`rollback`."""
+        self.conn.execute("BEGIN")
+
+    def commit(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
 
     def _add_later_columns(self) -> set[str]:
         """Give a store from an earlier version the columns added since; the names of those
@@ -74,9 +181,9 @@ class Store:
         missing: set[str] = set()
         for table, columns in _LATER_COLUMNS.items():
             try:
-                if not self.db[table].exists():
+                if not self._table_exists(table):
                     continue
-                have = {column.name for column in self.db[table].columns}
+                have = set(self._columns(table))
             except sqlite3.DatabaseError:  # damaged: `check` says so; reads take it as empty
                 missing.update(f"{table}.{name}" for name in columns)
                 continue
@@ -86,7 +193,7 @@ class Store:
                 try:
                     if self.read_only:
                         raise sqlite3.OperationalError("read-only")
-                    self.db.table(table).add_column(name, kind)
+                    self._execute(f"ALTER TABLE {_quote(table)} ADD COLUMN {_quote(name)} {kind}")
                 except sqlite3.DatabaseError:
                     missing.add(f"{table}.{name}")
         return missing
@@ -113,7 +220,7 @@ class Store:
 
     def close(self) -> None:
         """Close the connection (the last one out folds the write-ahead log into the file)."""
-        self.db.conn.close()
+        self.conn.close()
 
     def create_schema(self, manifest: dict) -> None:
         with self.db.atomic():
@@ -138,7 +245,7 @@ class Store:
 
     def manifest(self) -> dict:
         try:
-            rows = self.db.execute("select key, value from manifest").fetchall()
+            rows = self.conn.execute("select key, value from manifest").fetchall()
         except sqlite3.DatabaseError as exc:
             raise CorruptIndexError(f"{self.path} is not a semsearch store ({exc})") from None
         return {key: json.loads(value) for key, value in rows}
@@ -155,7 +262,7 @@ class Store:
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            found.update(self.db.execute(
+            found.update(self.conn.execute(
                 f"select id, content_hash from documents where id in ({marks})", chunk
             ).fetchall())
         return found
@@ -186,19 +293,19 @@ class Store:
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            removed += [row[0] for row in self.db.execute(
+            removed += [row[0] for row in self.conn.execute(
                 f"select id from units where document_id in ({marks})", chunk)]
-            self.db.execute(f"delete from units where document_id in ({marks})", chunk)
-            if self.db["cluster_assignments"].exists():  # a run no longer lists them
-                self.db.execute(
+            self._execute(f"delete from units where document_id in ({marks})", chunk)
+            if self._table_exists("cluster_assignments"):  # a run no longer lists them
+                self._execute(
                     f"delete from cluster_assignments where document_id in ({marks})", chunk)
-            self.db.execute(f"delete from documents where id in ({marks})", chunk)
+            self._execute(f"delete from documents where id in ({marks})", chunk)
         return np.array(removed, dtype=np.int64)
 
     # ---- reads ---------------------------------------------------------------------------
 
     def count(self, table: str) -> int:
-        return self.db.execute(f"select count(*) from [{table}]").fetchone()[0]
+        return self.conn.execute(f"select count(*) from [{table}]").fetchone()[0]
 
     def readable_rows(self, table: str, columns: Iterable[str]) -> Iterator[tuple]:
         """The rows of a damaged table that can still be read, in rowid order: scanned in
@@ -208,8 +315,8 @@ class Store:
         while misses < SALVAGE_GAP:
             if not stepping:
                 try:
-                    rows = self.db.execute(f"{select} > ? order by rowid limit 256",
-                                           [last]).fetchall()
+                    rows = self.conn.execute(f"{select} > ? order by rowid limit 256",
+                                             [last]).fetchall()
                 except sqlite3.DatabaseError:
                     stepping = 256  # rowids to take one by one before scanning again
                     continue
@@ -220,7 +327,7 @@ class Store:
                 continue
             last, stepping = last + 1, stepping - 1
             try:
-                row = self.db.execute(f"{select} = ?", [last]).fetchone()
+                row = self.conn.execute(f"{select} = ?", [last]).fetchone()
             except sqlite3.DatabaseError:
                 row = None
             if row is None:
@@ -230,14 +337,15 @@ class Store:
                 yield row[1:]
 
     def unit_ids(self) -> np.ndarray:
-        return np.array([row[0] for row in self.db.execute("select id from units")], dtype=np.int64)
+        return np.array([row[0] for row in self.conn.execute("select id from units")],
+                        dtype=np.int64)
 
     def unit_texts(self, ids: Iterable[int]) -> Iterator[tuple[int, str]]:
         ids = [int(i) for i in ids]
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            yield from self.db.execute(
+            yield from self.conn.execute(
                 f"select id, text from units where id in ({marks}) order by id", chunk)
 
     def units_with_titles(self, ids: Iterable[int]) -> Iterator[tuple[int, Unit, str]]:
@@ -248,7 +356,7 @@ class Store:
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            for unit_id, text, unit_start, unit_end, unit_heading, title in self.db.execute(
+            for unit_id, text, unit_start, unit_end, unit_heading, title in self.conn.execute(
                     f"select u.id, u.text, u.char_start, u.char_end, {heading}, d.title"
                     " from units u join documents d on d.id = u.document_id"
                     f" where u.id in ({marks}) order by u.id", chunk):
@@ -258,7 +366,7 @@ class Store:
         """The documents with these ids or (unless ``ids_only``) read from these sources."""
         marks = ",".join("?" * len(sources))
         by_source = "" if ids_only else f"source in ({marks}) or "
-        return [row[0] for row in self.db.execute(
+        return [row[0] for row in self.conn.execute(
             f"select id from documents where {by_source}id in ({marks})",
             ([] if ids_only else sources) + sources)]
 
@@ -268,7 +376,7 @@ class Store:
         with ``cluster`` = (run, cluster), that belong to that cluster."""
         clause, params = self._scope_sql(where, cluster)
         sql = f"select u.id from units u join documents d on d.id = u.document_id where {clause}"
-        return np.array([row[0] for row in self.db.execute(sql, params)], dtype=np.int64)
+        return np.array([row[0] for row in self.conn.execute(sql, params)], dtype=np.int64)
 
     def keyword_search(
         self, text: str, limit: int, *, where: dict[str, str] | None = None,
@@ -290,7 +398,7 @@ class Store:
             params += scope_params
         # Ties go to the lower unit id, as in dense search (so shards merge exactly).
         sql += f" where {' and '.join(clauses)} order by rank, units_fts.rowid limit ?"
-        return [(score, unit_id) for unit_id, score in self.db.execute(sql, [*params, limit])]
+        return [(score, unit_id) for unit_id, score in self.conn.execute(sql, [*params, limit])]
 
     # ---- BM25 with statistics from elsewhere (a sharded index's other shards) ----------------
 
@@ -318,7 +426,7 @@ class Store:
         found: dict[int, str] = {}
         for start in range(0, len(ids), 500):
             chunk = [int(i) for i in ids[start:start + 500]]
-            found.update(self.db.execute(
+            found.update(self.conn.execute(
                 f"select id, document_id from units where id in ({','.join('?' * len(chunk))})",
                 chunk).fetchall())
         return found
@@ -326,7 +434,7 @@ class Store:
     def hits(self, ids: list[int]) -> dict[int, dict]:
         """Unit rows joined with their document, keyed by unit id."""
         marks = ",".join("?" * len(ids))
-        cursor = self.db.execute(
+        cursor = self.conn.execute(
             "select u.id, u.document_id, u.ordinal, u.text, u.char_start, u.char_end,"
             f" {self._column('u', 'units', 'heading')} as heading,"
             f" {self._column('u', 'units', 'page')} as page,"
@@ -342,19 +450,19 @@ class Store:
 
     def document(self, document_id: str) -> dict | None:
         """A document with its units in order, or None."""
-        found = list(self.db["documents"].rows_where("id = ?", [document_id]))
+        found = self._rows("documents", "id = ?", [document_id])
         if not found:
             return None
         document = {**found[0], "metadata": json.loads(found[0]["metadata"] or "{}")}
-        document["units"] = list(self.db["units"].rows_where(
-            "document_id = ?", [document_id], order_by="ordinal",
+        document["units"] = self._rows(
+            "units", "document_id = ?", [document_id], order_by="ordinal",
             select="id, ordinal, text, char_start, char_end, "
                    f"{self._column('units', 'units', 'heading')} as heading, "
-                   f"{self._column('units', 'units', 'page')} as page"))
+                   f"{self._column('units', 'units', 'page')} as page")
         return document
 
     def neighbours(self, document_id: str, ordinal: int, radius: int) -> list[tuple[int, str]]:
-        return self.db.execute(
+        return self.conn.execute(
             "select ordinal, text from units where document_id = ? and ordinal between ? and ?"
             " and ordinal != ? order by ordinal",
             [document_id, ordinal - radius, ordinal + radius, ordinal]).fetchall()
@@ -365,28 +473,28 @@ class Store:
         if self.read_only:
             return None
         try:
-            self.db.execute("insert into units_fts(units_fts) values('integrity-check')")
+            self._execute("insert into units_fts(units_fts) values('integrity-check')")
             return True
         except sqlite3.DatabaseError:
             return False
 
     def optimize_fts(self) -> None:
         """Merge the full-text index's segments (drops what deleted rows left behind)."""
-        self.db.execute("insert into units_fts(units_fts) values('optimize')")
+        self._execute("insert into units_fts(units_fts) values('optimize')")
 
     def vacuum(self) -> None:
         """Rewrite the database without free pages and empty the write-ahead log (no open
         transaction allowed)."""
-        self.db.execute("vacuum")
-        self.db.execute("pragma wal_checkpoint(truncate)")
+        self._execute("vacuum")
+        self._execute("pragma wal_checkpoint(truncate)")
 
     def rebuild_fts(self, tokenizer: str | None = None) -> None:
         """Rebuild the full-text index from the units; with ``tokenizer``, recreate it so."""
         if tokenizer is None:
-            self.db.execute("insert into units_fts(units_fts) values('rebuild')")
+            self._execute("insert into units_fts(units_fts) values('rebuild')")
         else:
             self.db.table("units").enable_fts(["text"], tokenize=tokenizer, create_triggers=True,
-                                        replace=True)
+                                              replace=True)
 
     def _scope_sql(self, where: dict[str, str] | None,
                    cluster: tuple[int, int] | None) -> tuple[str, list[str | int]]:
@@ -438,10 +546,8 @@ class Store:
         return run_id
 
     def cluster_runs(self) -> list[dict]:
-        if not self.db["cluster_runs"].exists():
-            return []
         return [{**row, "parameters": json.loads(row["parameters"])}
-                for row in self.db["cluster_runs"].rows_where(order_by="id")]
+                for row in self._rows("cluster_runs", order_by="id")]
 
     def cluster_run(self, run_id: int | None = None) -> dict:
         """One stored run (the latest when ``run_id`` is None) with its clusters."""
@@ -454,8 +560,7 @@ class Store:
             raise InputError(f"no cluster run {run_id}; runs: {', '.join(map(str, runs))}")
         clusters = [{**row, "keywords": json.loads(row["keywords"]),
                      "representatives": json.loads(row["representatives"])}
-                    for row in self.db["clusters"].rows_where(
-                        "run = ?", [run_id], order_by="cluster")]
+                    for row in self._rows("clusters", "run = ?", [run_id], order_by="cluster")]
         return {**runs[run_id], "cluster_list": clusters}
 
     def save_cluster_map(self, run_id: int, png: bytes, projection: str) -> None:
@@ -464,14 +569,13 @@ class Store:
             {"run": run_id, "projection": projection, "png": png, "created": _now()}, pk="run")
 
     def cluster_map(self, run_id: int) -> bytes | None:
-        if not self.db["cluster_maps"].exists():
+        if not self._table_exists("cluster_maps"):
             return None
-        row = self.db.execute("select png from cluster_maps where run = ?", [run_id]).fetchone()
+        row = self.conn.execute("select png from cluster_maps where run = ?", [run_id]).fetchone()
         return row[0] if row else None
 
     def cluster_assignments(self, run_id: int) -> list[dict]:
-        return list(self.db["cluster_assignments"].rows_where(
-            "run = ?", [run_id], order_by="rowid"))
+        return self._rows("cluster_assignments", "run = ?", [run_id], order_by="rowid")
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*"))

@@ -34,7 +34,9 @@ from sentence_transformers.sentence_transformer.evaluation import (
 from semsearch.encoder import load_encoder
 from semsearch.errors import InputError
 from semsearch.evaluation import held_out, read_beir, read_sts
+from semsearch.onnx_export import prepare_export
 from semsearch.pooling import AttentionPooling
+from semsearch.torch_encoder import TorchEncoder, pooling_of
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -182,6 +184,7 @@ def train(
     transformers.set_seed(seed)
     transformers.logging.set_verbosity_error()
     encoder = load_encoder(model, pooling, precision="fp32", backend="torch")  # trains fp32
+    assert isinstance(encoder, TorchEncoder), "backend torch"
     # Train a private copy: the cached encoder stays as it was for everything else.
     st_model = copy.deepcopy(encoder.model)
     if max_seq_length:
@@ -230,7 +233,10 @@ def train(
     if start_dev is not None and best_dev is not None and start_dev >= best_dev:
         kept_start, best_dev = True, max(best_dev, start_dev)
     output.mkdir(parents=True, exist_ok=True)
-    (encoder.model if kept_start else st_model).save(str(output), safe_serialization=True)
+    trained = encoder.model if kept_start else st_model
+    trained.save(str(output), safe_serialization=True)
+    # Made while torch is here: queries against indexes of the trained model start fast.
+    prepare_export(trained.to("cpu").float(), output, pooling_of(trained) or "mean")
     history = trainer.state.log_history
     dev_scores = [{"epoch": h.get("epoch"), "step": h.get("step"),
                    "score": h[f"eval_{dev.primary_metric}"]}

@@ -8,16 +8,24 @@ from fake_model import build_fake_model
 
 import semsearch  # noqa: F401  (offline environment before torch/faiss)
 from semsearch.cli import cli
-from semsearch.encoder import load_encoder
+from semsearch.encoder import load_encoder, prepare_fast_path
 from semsearch.model_folder import default_model_path
 
 DATA = Path(__file__).parent / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def default_model_export():
+    """The default model's ONNX export, made once before any test (as the first `semsearch
+    index` makes it): every test then sees the torch-free query path, whatever runs first."""
+    return prepare_fast_path(None, "mean")
+
+
 @pytest.fixture(scope="session")
 def encoder():
-    """The default model, loaded once for the whole session (the CLI reuses this copy)."""
-    return load_encoder()
+    """The default model on torch, loaded once for the whole session (the CLI reuses this
+    copy for bulk work)."""
+    return load_encoder(backend="torch")
 
 
 @pytest.fixture(scope="session")

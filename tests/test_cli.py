@@ -231,7 +231,7 @@ def test_eval_sts_matches_plain_sentence_transformers(run_json):
     from scipy.stats import spearmanr
 
     # fp32 on both sides: bf16 (auto on some CPUs) rounds by batch shape
-    encoder = load_encoder(precision="fp32")
+    encoder = load_encoder(precision="fp32", backend="torch")
     result = run_json("--precision", "fp32", "eval", "sts", DATA / "sts-mini.csv")
     rows = [line.split("\t") for line in (DATA / "sts-mini.csv").read_text().splitlines()]
     a = encoder.model.encode([r[5] for r in rows], normalize_embeddings=True)
@@ -261,9 +261,11 @@ def test_precision_is_chosen_from_the_hardware_and_can_be_forced(run, run_json, 
 
     run_json("index", "-i", "p", corpus)
     expected = "bf16" if cpu_has_fast_bf16() else "fp32"
-    assert run_json("info", "-i", "p")["encoder"] == {"backend": "torch",
-                                                      "device": default_device(),
-                                                      "precision": expected}
+    assert run_json("info", "-i", "p")["encoder"] == {
+        "backend": "auto", "device": default_device(), "precision": expected,
+        "queries": f"onnx fp32 (cpu), torch {expected} from 512 texts"}
+    assert run_json("--backend", "torch", "info", "-i", "p")["encoder"] == {
+        "backend": "torch", "device": default_device(), "precision": expected}
     fp32 = run_json("--precision", "fp32", "query", "-i", "p", "red planet", "--mode", "dense")
     bf16 = run_json("--precision", "bf16", "query", "-i", "p", "red planet", "--mode", "dense")
     assert os.environ.get("SEMSEARCH_PRECISION") is None  # the setting ends with the command

@@ -137,7 +137,7 @@ def test_a_300_mb_stdin_stream_stops_at_the_cap(tmp_path):
 
 
 def test_long_texts_give_the_same_vectors_and_counts_as_sentence_transformers():
-    encoder = load_encoder(precision="fp32")
+    encoder = load_encoder(precision="fp32", backend="torch")
     texts = ["a" * 200_000,  # one word: [UNK], not truncated
              " " * 60_000 + "heron\n\n\n" + "\t\x01" * 20_000 + "egret",  # blank runs
              "Ünïcödé wörds, ελληνικά и кириллица. " * 2_000,  # truncated

@@ -53,15 +53,16 @@ def test_document_units_are_chunked_to_the_model_limit(encoder):
 
 
 def test_batches_by_token_budget_give_the_same_vectors_as_sentence_transformers(monkeypatch):
-    import semsearch.encoder
+    import semsearch.encoding
 
-    encoder = load_encoder(precision="fp32")  # bf16 (auto on some CPUs) rounds by batch shape
+    # torch fp32: bf16 (auto on some CPUs) rounds by batch shape
+    encoder = load_encoder(precision="fp32", backend="torch")
     texts = ["x", "A long sentence about rivers, mountains and the sea. " * 12, "", "Medium one.",
              "word " * 400] * 5  # short, long, empty and truncated texts, repeated
     plain = encoder.model.encode(texts, normalize_embeddings=True)
     for budget in (1, 300, 100_000):  # one text per batch, a few, all in one
         assert np.abs(encoder.encode(texts, batch_tokens=budget) - plain).max() < 1e-5
-    monkeypatch.setattr(semsearch.encoder, "TOKENIZE_BLOCK", 7)  # blocks of 7, last one short
+    monkeypatch.setattr(semsearch.encoding, "TOKENIZE_BLOCK", 7)  # blocks of 7, last one short
     assert np.abs(encoder.encode(texts) - plain).max() < 1e-5
     assert encoder.encode([]).shape == (0, encoder.dimension)
 

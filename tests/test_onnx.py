@@ -5,11 +5,9 @@ import os
 import numpy as np
 import pytest
 
-pytest.importorskip("onnxruntime", reason="semsearch[onnx] is not installed")
-
-from semsearch.encoder import load_encoder  # noqa: E402
-from semsearch.errors import ModelError  # noqa: E402
-from semsearch.onnx_export import onnx_file  # noqa: E402
+from semsearch.encoder import load_encoder
+from semsearch.errors import ModelError
+from semsearch.onnx_export import onnx_file
 
 TEXTS = ["The Moon orbits the Earth.", "Bake the bread in a hot oven until golden.",
          "A very long sentence " * 60, "x"]
@@ -70,8 +68,11 @@ def test_cli_backend_and_precision_choices(run, run_json, corpus):
     assert int8[0]["text"] == "Mars is called the red planet."
     assert run_json("--backend", "onnx", "info", "-i", "b")["encoder"]["backend"] == "onnx"
     assert os.environ.get("SEMSEARCH_BACKEND") is None  # the setting ends with the command
-    assert "needs --backend onnx" in run("--precision", "int8", "query", "-i", "b", "x",
-                                         expect=1).stderr
+    auto_int8 = run_json("--precision", "int8", "query", "-i", "b", "red planet", "--mode",
+                         "dense")[0]["hits"]  # auto: ONNX Runtime's int8 for the query
+    assert [h["unit_id"] for h in auto_int8] == [h["unit_id"] for h in int8]
+    assert "runs on ONNX Runtime" in run("--backend", "torch", "--precision", "int8", "query",
+                                         "-i", "b", "x", expect=1).stderr
     assert "runs fp32 or int8" in run("--backend", "onnx", "--precision", "bf16", "query",
                                       "-i", "b", "x", expect=1).stderr
     with pytest.raises(ModelError, match="unknown backend"):

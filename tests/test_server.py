@@ -283,7 +283,7 @@ def test_serve_binds_localhost_by_default_and_warns_otherwise(run, site_index, m
 
 
 @pytest.mark.parametrize(("options", "expected"), [
-    ([], "onnx fp32"),  # the default on CPU when ONNX Runtime is installed
+    ([], "onnx fp32"),  # the default on a CPU
     (["--precision", "int8"], "onnx int8"),
     (["--precision", "bf16"], "torch bf16"),  # a precision ONNX Runtime cannot run: torch
     (["--backend", "torch"], "torch auto"),  # auto: bf16 on CPUs with bf16 units, else fp32
@@ -292,10 +292,9 @@ def test_serve_picks_onnx_runtime_unless_told_otherwise(run, site_index, monkeyp
                                                         expected):
     import uvicorn
 
-    pytest.importorskip("onnxruntime")
-    from semsearch.encoder import cpu_has_fast_bf16, default_device, resolve_precision
+    from semsearch.encoder import default_device, resolve_precision
 
-    if default_device() != "cpu" or (cpu_has_fast_bf16() and not options):
+    if default_device() != "cpu":
         pytest.skip("the default encoder differs on this machine")
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: None)
     result = run(*options, "serve", "--index", site_index)

@@ -8,9 +8,14 @@ from semsearch.encoder import load_encoder
 from semsearch.errors import ModelError
 
 
+def torch_fp32(model=None, **options):
+    """Exact comparisons: torch in fp32 (bf16, auto on some CPUs, rounds by batch shape)."""
+    return load_encoder(model, precision="fp32", backend="torch", **options)
+
+
 def test_attention_pooling_equals_mean_pooling_before_training():
-    encoder = load_encoder(precision="fp32")  # exact comparisons: bf16 (auto on some CPUs) rounds
-    attention = load_encoder(pooling="attention", precision="fp32")
+    encoder = torch_fp32()  # exact comparisons: bf16 (auto on some CPUs) rounds
+    attention = torch_fp32(pooling="attention")
     texts = ["A short one.", "A much longer sentence, with many more word pieces than the other."]
     assert attention.pooling == "attention"
     np.testing.assert_allclose(attention.encode(texts), encoder.encode(texts), atol=1e-6)
@@ -74,15 +79,15 @@ def test_tiny_training_run_learns_saves_loads_and_resumes(run_json, tmp_path, co
             "--batch-size", "4", "--lr", "2e-5", "--seed", "3")
     first = run_json(*args, "--epochs", "2")
     assert first["loss"] == "cosent" and first["steps"] == 10 and len(first["losses"]) == 10
-    trained = load_encoder(output, precision="fp32")
-    assert cosent_loss(trained.model) < cosent_loss(load_encoder(precision="fp32").model)
+    trained = torch_fp32(output)
+    assert cosent_loss(trained.model) < cosent_loss(torch_fp32().model)
     assert trained.pooling == "attention"
     weights = trained.model[1].scorer.weight.detach().numpy()
     assert np.abs(weights).max() > 0  # the attention layer moved away from mean pooling
     resaved = tmp_path / "resaved"
     trained.model.save(str(resaved))
     texts = ["A man plays the guitar.", "A cat naps."]
-    np.testing.assert_array_equal(load_encoder(resaved, precision="fp32").encode(texts),
+    np.testing.assert_array_equal(torch_fp32(resaved).encode(texts),
                                   trained.encode(texts))
     run_json("index", "-i", "tuned", "--model", output, corpus)
     assert run_json("info", "-i", "tuned")["pooling"] == "attention"
@@ -117,5 +122,5 @@ def test_dev_selection_keeps_the_starting_model_when_training_hurts(run, tmp_pat
     assert report["kept_start"] and report["best_dev"] == report["start_dev"]
     assert "the starting model was kept" in result.stderr
     texts = ["A man plays the guitar.", "Rain is expected tomorrow."]
-    np.testing.assert_allclose(load_encoder(output, precision="fp32").encode(texts),
-                               load_encoder(precision="fp32").encode(texts), atol=1e-6)
+    np.testing.assert_allclose(torch_fp32(output).encode(texts),
+                               torch_fp32().encode(texts), atol=1e-6)
