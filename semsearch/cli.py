@@ -16,8 +16,14 @@ import click
 
 import semsearch  # noqa: F401  (sets the offline environment first)
 from semsearch.clustering import DEFAULT_RESTARTS, METHODS, PAIRWISE_LIMIT
-from semsearch.encoder import BACKENDS, POOLING_MODES, PRECISIONS, Runtime, SlowStartWarning
-from semsearch.errors import InputError, SemsearchError, UsageError, damaged_store_error
+from semsearch.encoder import BACKENDS, POOLING_MODES, PRECISIONS, EncoderNote, Runtime
+from semsearch.errors import (
+    InputError,
+    SemsearchError,
+    UsageError,
+    damaged_store_error,
+    shown_path,
+)
 from semsearch.readers import DEFAULT_MAX_DOCUMENT_MB, FORMATS, TITLE_SOURCES, ReadOptions
 from semsearch.search import (
     DEFAULT_MODE,
@@ -114,14 +120,14 @@ def _warn(message: str) -> None:
     click.echo(f"warning: {message}", err=True)
 
 
-def _show_slow_start_notes() -> None:
-    """The library's SlowStartWarning as one line on stderr, not Python's warning format."""
+def _show_encoder_notes() -> None:
+    """The library's EncoderNote as one line on stderr, not in Python's warning format."""
     shown = warnings.showwarning
     if getattr(shown, "semsearch_notes", False):
         return
 
     def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
-        if issubclass(category, SlowStartWarning):
+        if issubclass(category, EncoderNote):
             click.echo(f"note: {message}", err=True)
         else:
             shown(message, category, filename, lineno, file, line)
@@ -216,7 +222,7 @@ def cli(ctx, precision, backend):
         semsearch query "how do I reset my password"
     """
     ctx.obj = Runtime(precision, backend)
-    _show_slow_start_notes()
+    _show_encoder_notes()
 
 
 @cli.command()
@@ -315,7 +321,8 @@ def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chun
         if as_json:
             _print_json({"index": str(idx.path), "export": str(recipe)})
         else:
-            click.echo(f"{idx.path}: queries run without torch (export in {recipe.parent})")
+            click.echo(f"{shown_path(idx.path)}: queries run without torch (export in"
+                       f" {shown_path(recipe.parent)})")
         return
 
     options = ReadOptions(text_field=text_field, id_field=id_field, title_field=title_field,
@@ -704,7 +711,7 @@ def serve(index_name, host, port, allow_writes, token, access_log, allowed_hosts
     """Serve an index over HTTP: a JSON API (schema at /openapi.json) and a search page at /.
 
     The model and the index stay loaded, so a query costs milliseconds, not a model load. On a
-    CPU the encoder runs on ONNX Runtime when it is installed (--backend torch to keep torch)."""
+    CPU queries run on ONNX Runtime and large writes on torch (--backend torch for torch only)."""
     try:
         import uvicorn
 

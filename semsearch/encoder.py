@@ -18,23 +18,27 @@ from pathlib import Path
 import numpy as np
 
 from semsearch.encoding import POOLING_MODES, Encoder, Features
-from semsearch.errors import ModelError
+from semsearch.errors import ModelError, shown_path
 from semsearch.model_folder import own_pooling, resolve_model_path
 from semsearch.onnx_encoder import OnnxEncoder
 from semsearch.onnx_export import find_recipe, prepare_export
 
-__all__ = ["BACKENDS", "POOLING_MODES", "PRECISIONS", "Encoder", "Runtime", "SlowStartWarning",
+__all__ = ["BACKENDS", "POOLING_MODES", "PRECISIONS", "Encoder", "Runtime", "EncoderNote",
            "encoder_setup", "load_encoder", "prepare_fast_path"]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 BACKENDS = ("auto", "torch", "onnx")
-# From this many texts in one call, `auto` embeds on torch: its start-up (about 4 s to import
-# and load) is repaid by its bulk speed (bf16) — measured by benchmarks/encode.py.
-TORCH_FROM = 512
+# From this many tokens in one call, `auto` embeds on torch: where its start-up (3.6-4.1 s to
+# import and load) is repaid by its bulk speed. Measured by benchmarks/encode.py and cold.py on
+# 2 cores: ONNX Runtime fp32 7.5k tokens/s; torch bf16 (AMX) 24k, which pays off from 40-45k
+# tokens; torch fp32 10k, from 110-120k.
+TORCH_FROM_TOKENS = {"bf16": 40_000, "fp32": 100_000}
+COUNT_BLOCK = 256  # texts counted at a time: a bulk call stops counting once it is over
 
 
-class SlowStartWarning(UserWarning):
-    """The torch-free path cannot be used for this model: each process loads torch."""
+class EncoderNote(UserWarning):
+    """What a user should know about how the model runs: its export was made (once, seconds),
+    or cannot be, so that every process loads torch."""
 
 
 def _cpu_flags() -> set[str] | None:
@@ -103,7 +107,7 @@ def encoder_setup(runtime: Runtime | None = None) -> dict[str, str]:
                                  device, "torch")
         small = "int8" if runtime.precision == "int8" else "fp32"
         return {"backend": "auto", "device": device, "precision": bulk,
-                "queries": f"onnx {small} (cpu), torch {bulk} from {TORCH_FROM} texts"}
+                "queries": f"onnx {small} (cpu), torch {bulk} from {_torch_from(bulk)} tokens"}
     return {"backend": backend, "device": device,
             "precision": resolve_precision(runtime.precision, device, backend)}
 
@@ -138,13 +142,14 @@ def resolve_precision(precision: str | None, device: str, backend: str = "torch"
 
 class AdaptiveEncoder(Encoder):
     """ONNX Runtime for queries and small updates (tokens, counts and vectors), torch — loaded
-    on first need — for calls of TORCH_FROM texts or more. Its backend and precision are what a
-    query runs on."""
+    on first need — for calls of more tokens than its start-up repays (TORCH_FROM_TOKENS). Its
+    backend and precision are what a query runs on."""
 
     backend = "onnx"
 
-    def __init__(self, small: OnnxEncoder, bulk: Callable[[], Encoder]):
+    def __init__(self, small: OnnxEncoder, bulk: Callable[[], Encoder], bulk_precision: str):
         self.small, self._bulk = small, bulk
+        self.torch_from = _torch_from(bulk_precision)
         self.path, self.precision, self.pooling = small.path, small.precision, small.pooling
         self.dimension, self.max_seq_length = small.dimension, small.max_seq_length
         self.padding_side = small.padding_side
@@ -164,9 +169,22 @@ class AdaptiveEncoder(Encoder):
 
     def encode(self, texts: list[str], batch_size: int = 32,
                batch_tokens: int | None = None) -> np.ndarray:
-        if len(texts) >= TORCH_FROM:
+        if self.is_bulk(texts):
             return self._bulk().encode(texts, batch_size, batch_tokens)
         return super().encode(texts, batch_size, batch_tokens)
+
+    def is_bulk(self, texts: list[str]) -> bool:
+        """Enough tokens that torch, loaded now, finishes sooner than ONNX Runtime would."""
+        tokens = 0
+        for start in range(0, len(texts), COUNT_BLOCK):
+            tokens += int(self.small.token_counts(texts[start:start + COUNT_BLOCK]).sum())
+            if tokens >= self.torch_from:
+                return True
+        return False
+
+
+def _torch_from(bulk_precision: str) -> int:
+    return TORCH_FROM_TOKENS["bf16" if bulk_precision in ("bf16", "fp16") else "fp32"]
 
 
 def load_encoder(
@@ -194,8 +212,10 @@ def load_encoder(
     known = pooling or own_pooling(path)
     small = _onnx_encoder(path, known, small_precision, export=False) if known else None
     if small is not None:
+        bulk_device = device or ("cuda" if gpu_visible() else "cpu")
         return AdaptiveEncoder(small, lambda: _torch_encoder(path, pooling, device,
-                                                             bulk_precision))
+                                                             bulk_precision),
+                               resolve_precision(bulk_precision, bulk_device, "torch"))
     encoder = _torch_encoder(path, pooling, device, bulk_precision)
     _export_for_next_time(encoder)
     return encoder
@@ -238,9 +258,11 @@ def _export_for_next_time(encoder: Encoder) -> None:
     if find_recipe(encoder.path, encoder.pooling) is not None:
         return
     try:
-        prepare_export(_fp32_model(encoder), encoder.path, encoder.pooling)
+        recipe = prepare_export(_fp32_model(encoder), encoder.path, encoder.pooling)
+        warnings.warn(EncoderNote(f"exported the model to ONNX, once ({shown_path(recipe.parent)}):"
+                                  " from now on queries run without torch"), stacklevel=3)
     except Exception as exc:  # a read-only cache, an exporter limit: torch still runs it
-        warnings.warn(SlowStartWarning(
+        warnings.warn(EncoderNote(
             f"queries load torch, seconds per process ({type(exc).__name__}: {exc}); where the"
             " cache was not writable, set $SEMSEARCH_CACHE to a folder that is and run"
             " `semsearch index --prepare` to make them fast"), stacklevel=3)

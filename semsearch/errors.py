@@ -1,5 +1,7 @@
 """Errors a user can act on; the CLI prints them as one line, without a traceback."""
 
+from pathlib import Path
+
 
 class SemsearchError(Exception):
     """Base class: the message says what went wrong and what to do."""
@@ -45,3 +47,10 @@ def damaged_store_error(exc: Exception) -> CorruptIndexError:
     """SQLite's "malformed" from a read that met a damaged page, as something to act on."""
     return CorruptIndexError(f"the index store is damaged ({exc}); run `semsearch check` to see"
                              " what can be recovered")
+
+
+def shown_path(path: Path) -> str:
+    """A path as the user would write it in a message: relative to the working folder when
+    inside it."""
+    path = Path(path)
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)

@@ -336,6 +336,7 @@ class Index:
         self._encoder = encoder
         self._vectors: VectorIndex | None = None
         self._vectors_file: str | None = None  # the manifest's file that _vectors came from
+        self._verify_vectors = False  # on first load: checksum and counts against the store
         self._changed = False
         self._mmap = mmap
         self._writing = False
@@ -426,8 +427,9 @@ class Index:
         if pooling is not None and pooling != manifest["pooling"]:
             raise IndexMismatchError(
                 f"{path} was built with {manifest['pooling']} pooling, not {pooling}")
-        if verify:
-            index.verify()
+        # The vector file is checked where it is first needed: a keyword query never loads FAISS
+        # (a quarter of a second, 250 MB with faiss-gpu).
+        index._verify_vectors = verify
         return index
 
     @classmethod
@@ -474,8 +476,13 @@ class Index:
 
     @property
     def vectors(self) -> VectorIndex:
-        if self._vectors is None:
-            self._vectors = self._load_vectors()
+        return self._vectors if self._vectors is not None else self._reload_vectors()
+
+    def _reload_vectors(self) -> VectorIndex:
+        """The committed vector file; the first load of an opened index also checks it against
+        the store."""
+        self._vectors = self._load_vectors(check_counts=self._verify_vectors)
+        self._verify_vectors = False
         return self._vectors
 
     def _load_vectors(self, check_counts: bool = False) -> VectorIndex:
@@ -504,10 +511,6 @@ class Index:
                     f" {self.path}`")
             return vectors
         raise AssertionError("unreachable")
-
-    def verify(self) -> None:
-        """A cheap check on open: the vector file is intact and agrees with the store."""
-        self._vectors = self._load_vectors(check_counts=True)
 
     # ---- writing -------------------------------------------------------------------------
 
@@ -853,17 +856,20 @@ class Index:
     # ---- reading -------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def reading(self):
+    def reading(self, vectors: bool = True):
         """One read transaction: the store as of one commit and the vector file of that same
-        commit, whatever writers do meanwhile (in WAL mode they never block readers)."""
+        commit, whatever writers do meanwhile (in WAL mode they never block readers); without
+        ``vectors`` (a keyword search), the vector file is left unread."""
         if self.store.conn.in_transaction:  # inside our own write: already consistent
             yield
             return
         for attempt in range(3):
             self.store.begin()
             try:
+                if not vectors:
+                    break
                 if self._vectors is None or self._vectors_file != self.manifest["vectors_file"]:
-                    self._vectors = self._load_vectors()
+                    self._reload_vectors()
                 break
             except CorruptIndexError:  # the file went away under a newer commit: start again
                 self.store.rollback()
@@ -880,7 +886,8 @@ class Index:
     def search(self, queries: list[str] | str,
                options: SearchOptions | None = None) -> list[list[Hit]]:
         """Nearest units (or documents) for each query; see :func:`semsearch.search.search`."""
-        with self.reading():
+        options = options or SearchOptions()
+        with self.reading(vectors=options.mode != "keyword"):
             return search(self, queries, options)
 
     def info(self) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from semsearch.checksum import file_sha256
 from semsearch.errors import ModelError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+CACHE_ENV = "SEMSEARCH_CACHE"
 # Where a model's ONNX export is kept inside its folder: made by semsearch, so not part of what
 # identifies the model.
 EXPORT_FOLDER = "onnx"
@@ -80,9 +82,16 @@ def model_name(path: Path) -> str:
     return DEFAULT_MODEL if path == default_model_path() else str(path)
 
 
+def cache_folder() -> Path:
+    """Where semsearch keeps what it derives from models: $SEMSEARCH_CACHE, default
+    ~/.cache/semsearch."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "semsearch")
+
+
 def model_fingerprint(path: Path) -> str:
     """Hash of the weights and configs, so a different model under the same path is caught.
-    Hashed once per process while the files' sizes and times stay the same."""
+    Hashed once while the files' names, sizes and times stay the same (remembered in the cache
+    folder: hashing 90 MB of weights would be a tenth of a one-shot query)."""
     files = [file for file in sorted(path.rglob("*"))
              if file.relative_to(path).parts[0] != EXPORT_FOLDER
              and file.suffix in {".safetensors", ".json", ".txt"} and file.is_file()]
@@ -92,9 +101,23 @@ def model_fingerprint(path: Path) -> str:
 
 @lru_cache(maxsize=16)
 def _fingerprint(path: Path, stamps: tuple[tuple[str, int, int], ...]) -> str:
+    key = hashlib.sha256(json.dumps([str(path), stamps]).encode()).hexdigest()[:32]
+    remembered = cache_folder() / "fingerprints" / key
+    try:
+        return remembered.read_text(encoding="ascii").strip()
+    except OSError:
+        pass
     digest = hashlib.sha256()
     for name, _, _ in stamps:
         digest.update(str(Path(name).relative_to(path)).encode())
         digest.update(bytes.fromhex(file_sha256(Path(name))))
-    return digest.hexdigest()[:16]
+    fingerprint = digest.hexdigest()[:16]
+    try:  # written whole or not at all; a cache that cannot be written only costs time
+        remembered.parent.mkdir(parents=True, exist_ok=True)
+        draft = remembered.with_name(f"{key}.{os.getpid()}.tmp")
+        draft.write_text(fingerprint, encoding="ascii")
+        os.replace(draft, remembered)
+    except OSError:
+        pass
+    return fingerprint
 

@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from semsearch.errors import ModelError
-from semsearch.model_folder import EXPORT_FOLDER, model_fingerprint
+from semsearch.model_folder import EXPORT_FOLDER, cache_folder, model_fingerprint
 
 if TYPE_CHECKING:  # loaded on first use: a query never needs them
     from sentence_transformers import SentenceTransformer
 
-CACHE_ENV = "SEMSEARCH_CACHE"
 ONNX_FORMAT = 1  # bump when _export changes what it writes
 RECIPE_FORMAT = 1  # bump when the recipe's keys change
 EXPORT_PRECISIONS = ("fp32", "int8")
@@ -27,8 +26,7 @@ EXPORT_PRECISIONS = ("fp32", "int8")
 def export_folders(path: Path) -> list[Path]:
     """Where a model's exports are kept: next to the model, else (a read-only model folder)
     under $SEMSEARCH_CACHE (default ~/.cache/semsearch)."""
-    cache = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "semsearch")
-    return [path / EXPORT_FOLDER, cache / "onnx"]
+    return [path / EXPORT_FOLDER, cache_folder() / "onnx"]
 
 
 def recipe_name(fingerprint: str, pooling: str) -> str:

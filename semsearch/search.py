@@ -21,6 +21,8 @@ from semsearch.errors import InputError
 class SearchStore(Protocol):
     """What search reads from a store: one SQLite file, or the same calls spread over shards."""
 
+    def unit_count(self) -> int: ...
+
     def filtered_unit_ids(self, where: dict[str, str] | None = None,
                           cluster: tuple[int, int] | None = None) -> np.ndarray: ...
 
@@ -281,7 +283,10 @@ def search(index: SearchSource, queries: list[str] | str,
         run, number = cluster_reference(options.cluster)
         cluster = (index.store.cluster_run()["id"] if run is None else run, number)
     subset = index.store.filtered_unit_ids(where, cluster) if where or cluster else None
-    available = index.vectors.ntotal if subset is None else len(subset)
+    if subset is not None:
+        available = len(subset)
+    else:  # a keyword search leaves the vector file (and FAISS) unread
+        available = index.store.unit_count() if mode == "keyword" else index.vectors.ntotal
     if not queries:
         return []
     if available == 0:

@@ -73,6 +73,9 @@ class ShardReader:
     def approximate(self) -> bool:
         return self.index.vectors.approximate
 
+    def unit_count(self) -> int:
+        return self.index.store.unit_count()
+
     def filtered_unit_ids(self, where, cluster) -> np.ndarray:
         return self.index.store.filtered_unit_ids(where, cluster)
 
@@ -254,6 +257,9 @@ class _Store:
     def _one(self, document_id: str, method: str, *args):
         reader = self.sharded.readers[shard_of(document_id, len(self.sharded.readers))]
         return self.sharded.runner.get(self.sharded.runner.call(reader, "call", method, *args))
+
+    def unit_count(self) -> int:
+        return sum(self._map("unit_count"))
 
     def filtered_unit_ids(self, where=None, cluster=None) -> np.ndarray:
         return np.sort(np.concatenate(self._map("filtered_unit_ids", where, cluster)))

@@ -307,6 +307,9 @@ class Store:
     def count(self, table: str) -> int:
         return self.conn.execute(f"select count(*) from [{table}]").fetchone()[0]
 
+    def unit_count(self) -> int:
+        return self.count("units")
+
     def readable_rows(self, table: str, columns: Iterable[str]) -> Iterator[tuple]:
         """The rows of a damaged table that can still be read, in rowid order: scanned in
         batches, and one rowid at a time past a page that cannot be read."""

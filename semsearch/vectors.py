@@ -7,12 +7,15 @@ import hashlib
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import faiss
 import numpy as np
 
 from semsearch.checksum import file_sha256
 from semsearch.errors import CorruptIndexError, InputError
+
+if TYPE_CHECKING:  # loaded on first use: keyword search and `info` never need it
+    import faiss
 
 AUTO = "auto"
 EXACT_LIMIT = 100_000  # ``auto`` stays exact (Flat) below this many vectors
@@ -43,6 +46,7 @@ def auto_factory(count: int) -> str:
 
 
 def _min_training_vectors(factory: str, dimension: int) -> int:
+    import faiss
     probe = faiss.index_factory(dimension, factory, faiss.METRIC_INNER_PRODUCT)
     if probe.is_trained:
         return 0
@@ -53,6 +57,7 @@ def _min_training_vectors(factory: str, dimension: int) -> int:
 
 
 def check_factory(factory: str, dimension: int) -> None:
+    import faiss
     if factory == AUTO:
         return
     try:
@@ -83,6 +88,7 @@ class VectorIndex:
 
     @classmethod
     def empty(cls, dimension: int, factory: str = "Flat") -> VectorIndex:
+        import faiss
         index = faiss.index_factory(dimension, factory, faiss.METRIC_INNER_PRODUCT)
         if _ivf_of(index) is None:  # IVF keeps ids itself; IDMap2 would break its removals
             index = faiss.IndexIDMap2(index)
@@ -95,6 +101,7 @@ class VectorIndex:
         """``mmap`` maps the file read-only instead of reading it: for indexes larger than RAM.
         The ``sha256`` check streams the file either way (about 0.1 s per 150 MB here), so a
         file swapped in from another index is an error, never silently wrong hits."""
+        import faiss
         if not path.exists():
             raise CorruptIndexError(
                 f"vector file {path} is missing; run `semsearch check --repair` to rebuild it")
@@ -118,6 +125,7 @@ class VectorIndex:
         FAISS's own ``write_index`` only prints "close error" when the disk fills up, so the
         bytes go through Python's file I/O, which raises on every failed write. Returns the
         file's SHA-256, which loading checks."""
+        import faiss
         tmp = path.with_name(path.name + ".tmp")
         digest, written = hashlib.sha256(), [0]
 
@@ -154,6 +162,7 @@ class VectorIndex:
         return self.index.ntotal
 
     def ids(self) -> np.ndarray:
+        import faiss
         if hasattr(self.index, "id_map"):
             return faiss.vector_to_array(self.index.id_map).astype(np.int64)
         lists = _ivf_of(self.index).invlists
@@ -262,6 +271,7 @@ class VectorIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids); ``subset`` restricts the search to those ids before ranking;
         ``effort`` overrides the tuned nprobe / efSearch."""
+        import faiss
         k = max(1, min(k, self.ntotal))
         if subset is not None:
             subset = np.intersect1d(subset, self.ids())
@@ -294,6 +304,7 @@ class VectorIndex:
     def search_parameters(self, selector=None, effort: int | None = None, k: int = 10):
         """FAISS search parameters: the id selector and nprobe / efSearch (given, tuned or
         default)."""
+        import faiss
         effort = effort or self.effort
         kind = _effort_kind(self.index)
         if kind == "nprobe":
@@ -305,6 +316,7 @@ class VectorIndex:
 
     def _gpu_or_cpu(self):
         """A GPU copy for unfiltered search when a GPU is present and the type supports it."""
+        import faiss
         if self._gpu_index is None:
             self._gpu_index = self.index
             if faiss.get_num_gpus() > 0:
@@ -319,6 +331,7 @@ def _threads(count: int | None):
     its idle OpenMP threads spin for a while after each call, taking the cores from the encoder
     of the next query (a single dense query: 16 ms with 2 threads, 9.8 ms with 1, 2 cores).
     The setting is per calling thread."""
+    import faiss
     if count is None:
         yield
         return
@@ -331,6 +344,7 @@ def _threads(count: int | None):
 
 
 def _ivf_of(index):
+    import faiss
     try:
         return faiss.extract_index_ivf(index)
     except RuntimeError:
@@ -343,6 +357,7 @@ def _normalized(vectors: np.ndarray) -> np.ndarray:
 
 def _code_size(index) -> int:
     """Bytes stored per vector (4 × dimension when uncompressed)."""
+    import faiss
     ivf = _ivf_of(index)
     if ivf is not None:
         return ivf.code_size
@@ -353,6 +368,7 @@ def _code_size(index) -> int:
 
 def _effort_kind(index) -> str | None:
     """Which knob trades speed for recall in this index type, if any (None: exact)."""
+    import faiss
     if _ivf_of(index) is not None:
         return "nprobe"
     inner = faiss.downcast_index(index.index) if hasattr(index, "id_map") else index
@@ -361,6 +377,7 @@ def _effort_kind(index) -> str | None:
 
 def _enable_reconstruct(index) -> None:
     """IVF indexes need a direct map to look vectors up by id (for rebuilds and filters)."""
+    import faiss
     ivf = _ivf_of(index)
     if ivf is not None and ivf.direct_map.type != faiss.DirectMap.Hashtable:
         ivf.set_direct_map_type(faiss.DirectMap.Hashtable)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from semsearch.errors import IndexBusyError, InputError, UsageError, WriteError
+from semsearch.errors import IndexBusyError, InputError, UsageError, WriteError, shown_path
 from semsearch.readers import SUFFIXES, Document, ReadOptions, read_documents
 from semsearch.readers.files import files_under
 from semsearch.service import AnyIndex, remove_documents
@@ -91,7 +91,7 @@ def _update(index: AnyIndex, roots: list[Path], changed: set[Path], known: set[P
         remove_documents(index, [str(file) for file in removed])
         known.difference_update(removed)
         for file in removed:
-            report(f"removed {_shown(file)}")
+            report(f"removed {shown_path(file)}")
     folders = [path for path in changed if path.is_dir()]
     touched = [root for root in roots if any(_under(path, root) for path in changed)]
     files = sorted(file for file in _walk(touched, roots, options)
@@ -106,7 +106,7 @@ def _update(index: AnyIndex, roots: list[Path], changed: set[Path], known: set[P
         stored = [index.store.document(doc_id) for doc_id in ids[file]]
         if any(stored):
             units = sum(len(document["units"]) for document in stored if document)
-            report(f"updated {_shown(file)} ({units} unit{'s' * (units != 1)})")
+            report(f"updated {shown_path(file)} ({units} unit{'s' * (units != 1)})")
 
 
 def _documents(files: list[Path], ids: dict[Path, list[str]], options: ReadOptions,
@@ -120,8 +120,3 @@ def _documents(files: list[Path], ids: dict[Path, list[str]], options: ReadOptio
                 yield document
         except InputError as exc:
             warn(str(exc))
-
-
-def _shown(path: Path) -> str:
-    """A path as the user would write it: relative to the working folder when inside it."""
-    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)

@@ -257,13 +257,13 @@ def test_eval_retrieval(run, run_json):
 
 
 def test_precision_is_chosen_from_the_hardware_and_can_be_forced(run, run_json, corpus):
-    from semsearch.encoder import cpu_has_fast_bf16, default_device
+    from semsearch.encoder import TORCH_FROM_TOKENS, cpu_has_fast_bf16, default_device
 
     run_json("index", "-i", "p", corpus)
     expected = "bf16" if cpu_has_fast_bf16() else "fp32"
     assert run_json("info", "-i", "p")["encoder"] == {
         "backend": "auto", "device": default_device(), "precision": expected,
-        "queries": f"onnx fp32 (cpu), torch {expected} from 512 texts"}
+        "queries": f"onnx fp32 (cpu), torch {expected} from {TORCH_FROM_TOKENS[expected]} tokens"}
     assert run_json("--backend", "torch", "info", "-i", "p")["encoder"] == {
         "backend": "torch", "device": default_device(), "precision": expected}
     fp32 = run_json("--precision", "fp32", "query", "-i", "p", "red planet", "--mode", "dense")

@@ -1,10 +1,11 @@
 """The CUDA paths: fp16 encoding, FAISS search on a GPU copy of the index, GPU k-means.
 Skipped (with the reason shown) on machines without a CUDA GPU, such as CI."""
 
+import faiss
 import numpy as np
 import pytest
 
-from semsearch.vectors import VectorIndex, faiss
+from semsearch.vectors import VectorIndex
 
 torch = pytest.importorskip("torch")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")

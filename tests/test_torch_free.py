@@ -44,6 +44,8 @@ def test_reads_and_queries_import_no_heavy_library(run, run_json, corpus, fake_m
         assert output.strip(), command
         assert not imported & set(HEAVY), (command, sorted(imported & set(HEAVY)))
         assert "onnxruntime" in imported or command[0] != "query" or "keyword" in command
+        if "keyword" in command or command[0] in ("info", "list", "clusters"):
+            assert not imported & {"faiss", "onnxruntime"}, command  # no vectors read
     hits = json.loads(fresh(*commands[0], env={"SEMSEARCH_INDEXES": str(indexes_home)})[0])
     assert hits[0]["hits"][0]["text"] == "Mars is called the red planet."
 
@@ -58,6 +60,22 @@ def test_one_changed_note_is_indexed_without_torch(run_json, corpus, fake_model,
     assert not imported & {"torch", "transformers", "sentence_transformers"}  # sqlite-utils writes
     hits = run_json("query", "-i", "notes", "hamsters at night", "--mode", "keyword")
     assert "Hamsters run at night." in hits[0]["hits"][0]["text"]
+
+
+def test_bulk_work_goes_to_torch_by_its_tokens_and_gets_the_same_vectors():
+    from semsearch.encoder import AdaptiveEncoder
+
+    encoder = load_encoder()
+    assert isinstance(encoder, AdaptiveEncoder)
+    long_text = "the moon shows phases as it circles the earth " * 25
+    tokens = int(encoder.token_counts([long_text])[0])
+    assert not encoder.is_bulk(["backups run nightly"] * 1000)  # many texts, few tokens
+    bulk = [long_text] * (encoder.torch_from // tokens + 1)
+    assert encoder.is_bulk(bulk)
+    assert not encoder.is_bulk(bulk[:-1])
+    texts = ["backups run nightly", long_text]
+    small = encoder.encode(texts)
+    assert encoder.encode(texts + bulk)[:2] == pytest.approx(small, abs=1e-2)  # bf16 on torch
 
 
 @pytest.mark.parametrize("mode", ["dense", "hybrid"])
