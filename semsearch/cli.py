@@ -858,10 +858,13 @@ def eval_clustering(files, text_field, label_field, method, k, threshold, min_si
 @click.option("--dev-split", default="dev", show_default=True, help="qrels split of --dev.")
 @click.option("--eval-steps", type=click.IntRange(1), default=None,
               help="Evaluate (and checkpoint) every N steps instead of every epoch.")
-@click.option("--epochs", type=float, default=1, show_default=True)
-@click.option("--batch-size", default=32, show_default=True,
-              help="Examples per training step (MNRL's in-batch negatives come from these).")
-@click.option("--lr", type=float, default=2e-5, show_default=True, help="Peak learning rate.")
+@click.option("--epochs", type=click.FloatRange(0, min_open=True), default=None,
+              help="Default by data kind: 2 (scored pairs and query-document pairs).")
+@click.option("--batch-size", type=click.IntRange(1), default=None,
+              help="Examples per training step (MNRL's in-batch negatives come from these)."
+                   " Default: 16 for scored pairs, 32 otherwise.")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=None,
+              help="Peak learning rate. Default: 2e-5 for scored pairs, 5e-5 otherwise.")
 @click.option("--max-seq-length", type=click.IntRange(8), default=None,
               help="Truncate training texts to this many tokens.")
 @click.option("--seed", default=42, show_default=True, help="Same seed, same model.")
@@ -900,12 +903,13 @@ def train(data, output, model, pooling, loss, split, hold_out, hard_negatives, d
         hard_negatives=hard_negatives, dev=evaluator, eval_steps=eval_steps, resume=resume,
         progress=sys.stderr.isatty(), on_evaluate=report)
     if result.kept_start:
-        _warn("no checkpoint beat the starting model on --dev; the starting model was kept")
+        _warn("no checkpoint beat the starting model on dev; the output is the starting model")
     if as_json:
         _print_json(asdict(result))
     else:
         best = "" if result.best_dev is None else (
             f", dev {100 * result.start_dev:.2f} before, best {100 * result.best_dev:.2f}")
-        click.echo(f"trained on {result.examples} {examples.kind} with {result.loss} loss:"
+        click.echo(f"trained on {result.examples} {examples.kind} with {result.loss} loss"
+                   f" ({result.epochs:g} epochs, batch {result.batch_size}, lr {result.lr:g}):"
                    f" {result.steps} steps in {result.seconds:.0f}s{best}; model saved to"
                    f" {result.output}")

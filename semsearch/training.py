@@ -46,6 +46,25 @@ SCORED_LOSSES = ("cosent", "cosine", "angle")
 # A freshly initialised attention-pooling scorer learns at this multiple of the encoder's rate:
 # at the encoder's own rate it barely moves from mean pooling within one epoch.
 POOLING_HEAD_LR_FACTOR = 50
+
+
+@dataclass(frozen=True)
+class Recipe:
+    epochs: float
+    batch_size: int
+    lr: float
+
+
+# What `semsearch train` runs when no flag says otherwise, by data kind; chosen over seeds on
+# dev or on queries training never saw (benchmarks/train_recipes.py, docs/benchmarks.md).
+# Scored pairs: one epoch at batch 32 never beat all-MiniLM-L6-v2 on STSb dev; batch 16 for
+# two epochs does at every seed. Query->document pairs: two epochs at 5e-5 beat 3e-5 and one
+# epoch on held-back SciFact queries at every seed.
+DEFAULT_RECIPES = {
+    "scored": Recipe(epochs=2, batch_size=16, lr=2e-5),
+    "pairs": Recipe(epochs=2, batch_size=32, lr=5e-5),
+    "triplets": Recipe(epochs=2, batch_size=32, lr=5e-5),
+}
 # What dev_evaluator makes and train selects checkpoints with.
 DevEvaluator = InformationRetrievalEvaluator | EmbeddingSimilarityEvaluator
 
@@ -72,6 +91,9 @@ class TrainResult:
     start_dev: float | None = None
     best_dev: float | None = None
     kept_start: bool = False  # training never beat the starting model on dev, so it was kept
+    epochs: float = 0.0
+    batch_size: int = 0
+    lr: float = 0.0
 
 
 def _records(path: Path) -> list[dict]:
@@ -171,16 +193,22 @@ def _loss(name: str, kind: str, model: SentenceTransformer) -> tuple[str, torch.
 
 def train(
     data: TrainingData, output: str | Path, *, model: str | None = None,
-    pooling: str | None = None, loss: str = "auto", epochs: float = 1, batch_size: int = 32,
-    lr: float = 2e-5, max_seq_length: int | None = None, seed: int = 42,
+    pooling: str | None = None, loss: str = "auto", epochs: float | None = None,
+    batch_size: int | None = None, lr: float | None = None,
+    max_seq_length: int | None = None, seed: int = 42,
     hard_negatives: int = 0, dev: DevEvaluator | None = None, eval_steps: int | None = None,
     resume: bool = False,
     progress: bool = True, on_evaluate: Callable[[dict], None] | None = None,
     pooling_lr_factor: float = POOLING_HEAD_LR_FACTOR,
 ) -> TrainResult:
-    """Fine-tune and save the model to ``output``; with ``dev``, keep the best checkpoint."""
+    """Fine-tune and save the model to ``output``; with ``dev``, keep the best checkpoint.
+    Epochs, batch size and learning rate left as None come from the data kind's recipe."""
     if len(data) == 0:
         raise InputError("no training examples")
+    recipe = DEFAULT_RECIPES[data.kind]
+    epochs = recipe.epochs if epochs is None else epochs
+    batch_size = recipe.batch_size if batch_size is None else batch_size
+    lr = recipe.lr if lr is None else lr
     transformers.set_seed(seed)
     transformers.logging.set_verbosity_error()
     encoder = load_encoder(model, pooling, precision="fp32", backend="torch")  # trains fp32
@@ -245,7 +273,8 @@ def train(
         output=str(output), examples=len(dataset), loss=loss_name,
         steps=trainer.state.global_step, seconds=round(seconds, 1),
         losses=[h["loss"] for h in history if "loss" in h], dev=dev_scores,
-        start_dev=start_dev, best_dev=best_dev, kept_start=kept_start)
+        start_dev=start_dev, best_dev=best_dev, kept_start=kept_start, epochs=epochs,
+        batch_size=batch_size, lr=lr)
 
 
 def _has_checkpoint(folder: Path) -> bool:

@@ -120,7 +120,25 @@ def test_dev_selection_keeps_the_starting_model_when_training_hurts(run, tmp_pat
                  "--batch-size", "4", "--lr", "3e-4", "--json")
     report = json.loads(result.stdout)
     assert report["kept_start"] and report["best_dev"] == report["start_dev"]
-    assert "the starting model was kept" in result.stderr
+    assert "the output is the starting model" in result.stderr
     texts = ["A man plays the guitar.", "Rain is expected tomorrow."]
     np.testing.assert_allclose(torch_fp32(output).encode(texts),
                                torch_fp32().encode(texts), atol=1e-6)
+
+
+@pytest.mark.parametrize("data, kind, recipe", [
+    ("sts-mini.csv", "scored", (2, 16, 2e-5)),
+    ("beir-mini", "pairs", (2, 32, 5e-5)),
+])
+def test_the_recipe_follows_the_data_kind_unless_a_flag_sets_it(run_json, tmp_path, data, kind,
+                                                                 recipe):
+    from semsearch.training import DEFAULT_RECIPES
+
+    split = ("--split", "test") if kind == "pairs" else ()
+    default = run_json("train", DATA / data, *split, "--output", tmp_path / "default")
+    assert (default["epochs"], default["batch_size"], default["lr"]) == recipe
+    chosen = DEFAULT_RECIPES[kind]
+    assert (chosen.epochs, chosen.batch_size, chosen.lr) == recipe
+    flagged = run_json("train", DATA / data, *split, "--output", tmp_path / "flagged",
+                       "--epochs", "1", "--batch-size", "4", "--lr", "1e-5")
+    assert (flagged["epochs"], flagged["batch_size"], flagged["lr"]) == (1, 4, 1e-5)
