@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, get_args, get_origin
 import click
 
 import semsearch  # noqa: F401  (sets the offline environment first)
-from semsearch.clustering import DEFAULT_RESTARTS, METHODS, PAIRWISE_LIMIT
+from semsearch.clustering import (
+    DEFAULT_REDUCTION,
+    DEFAULT_RESTARTS,
+    METHODS,
+    PAIRWISE_LIMIT,
+    REDUCTIONS,
+)
 from semsearch.encoder import BACKENDS, POOLING_MODES, PRECISIONS, EncoderNote, Runtime
 from semsearch.errors import (
     InputError,
@@ -605,8 +611,8 @@ output_options = [
               help="kmeans (FAISS, any size); agglomerative, hdbscan, community (paraphrase"
               f" groups) compare all pairs and stop at {PAIRWISE_LIMIT:,} items.")
 @click.option("-k", "k", type=_ClusterK(), default="auto", show_default=True,
-              help="Number of clusters (kmeans, agglomerative); auto: kmeans picks it by"
-              " silhouette, agglomerative cuts at --threshold.")
+              help="Number of clusters (kmeans, agglomerative); auto: kmeans picks it (by"
+              " Davies-Bouldin on the reduction), agglomerative cuts at --threshold.")
 @click.option("--by-document", is_flag=True, help="Cluster documents (mean of their units).")
 @click.option("--threshold", type=click.FloatRange(-1, 1), default=None,
               help="Cosine similarity that joins items (agglomerative: 0.25, community: 0.75).")
@@ -614,6 +620,10 @@ output_options = [
               help="Smallest cluster (hdbscan: 5, community: 3).")
 @click.option("--reduce-outliers", is_flag=True,
               help="Give outliers (cluster -1) to their nearest cluster.")
+@click.option("--reduce", "reduction", type=click.Choice(REDUCTIONS), default=DEFAULT_REDUCTION,
+              show_default=True,
+              help="kmeans: run on a 10-d UMAP reduction (fitted on up to 20,000 items) or on"
+              " the vectors themselves (none; faster on very large indexes).")
 @click.option("--restarts", type=click.IntRange(1), default=DEFAULT_RESTARTS, show_default=True,
               help="kmeans runs; the one with the best objective is kept.")
 @click.option("--seed", default=0, show_default=True, help="Same seed and items, same clusters.")
@@ -621,8 +631,8 @@ output_options = [
 @output_options[1]
 @timeout_option
 @json_option
-def cluster(index_name, method, k, by_document, threshold, min_size, reduce_outliers, restarts,
-            seed, plot, export, timeout, as_json):
+def cluster(index_name, method, k, by_document, threshold, min_size, reduce_outliers, reduction,
+            restarts, seed, plot, export, timeout, as_json):
     """Group the index's units (or documents) and name each group.
 
     The run is stored in the index: see it again with `semsearch clusters`, search inside a
@@ -632,7 +642,7 @@ def cluster(index_name, method, k, by_document, threshold, min_size, reduce_outl
     idx = _open_index(index_name, timeout)
     run = cluster_run(idx, method=method, by_document=by_document, k=k, seed=seed,
                       restarts=restarts, threshold=threshold, min_size=min_size,
-                      reduce_outliers=reduce_outliers)
+                      reduce_outliers=reduce_outliers, reduction=reduction)
     _show_run(idx, run, plot, export, as_json)
 
 
@@ -811,6 +821,10 @@ def eval_retrieval(folder, split, unit, chunk, hold_out, modes, fusion, rrf_k, a
               help="Clusters (kmeans, agglomerative). Default for kmeans: the number of labels.")
 @click.option("--threshold", type=click.FloatRange(-1, 1), default=None)
 @click.option("--min-size", type=click.IntRange(1), default=None)
+@click.option("--reduce", "reduction", type=click.Choice(REDUCTIONS), default=DEFAULT_REDUCTION,
+              show_default=True,
+              help="kmeans: run on a 10-d UMAP reduction (fitted on up to 20,000 items) or on"
+              " the vectors themselves (none; faster on very large indexes).")
 @click.option("--restarts", type=click.IntRange(1), default=DEFAULT_RESTARTS, show_default=True)
 @click.option("--seeds", type=click.IntRange(1), default=10, show_default=True,
               help="Runs to average over (seeds 0..N-1).")
@@ -818,12 +832,12 @@ def eval_retrieval(folder, split, unit, chunk, hold_out, modes, fusion, rrf_k, a
 @pooling_option
 @batch_option
 @json_option
-def eval_clustering(files, text_field, label_field, method, k, threshold, min_size, restarts,
-                    seeds, model, pooling, batch_size, as_json):
+def eval_clustering(files, text_field, label_field, method, k, threshold, min_size, reduction,
+                    restarts, seeds, model, pooling, batch_size, as_json):
     """V-measure, NMI and ARI of clustering labelled texts (CSV, TSV or JSONL FILES)."""
     from semsearch.evaluation import evaluate_clustering
 
-    options = {"restarts": restarts} if method == "kmeans" else {}
+    options = {"restarts": restarts, "reduction": reduction} if method == "kmeans" else {}
     options.update({key: value for key, value in (("threshold", threshold),
                                                    ("min_size", min_size)) if value is not None})
     result = evaluate_clustering(files, text_field=text_field, label_field=label_field,

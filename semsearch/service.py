@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from semsearch.clustering import (
+    DEFAULT_REDUCTION,
     DEFAULT_RESTARTS,
     cluster_dataset,
     cluster_index,
@@ -169,7 +170,7 @@ def list_indexes(home: Path | None = None) -> list[dict]:
 def cluster(index: AnyIndex, *, method: str = "kmeans", by_document: bool = False,
             k: int | None = None, seed: int = 0, restarts: int = DEFAULT_RESTARTS,
             threshold: float | None = None, min_size: int | None = None,
-            reduce_outliers: bool = False) -> dict:
+            reduce_outliers: bool = False, reduction: str = DEFAULT_REDUCTION) -> dict:
     """Cluster an index and store the run; a sharded index is clustered with k-means over a
     sample of every shard (the other methods compare all pairs, which shards cannot)."""
     if isinstance(index, ShardedIndex):
@@ -177,10 +178,10 @@ def cluster(index: AnyIndex, *, method: str = "kmeans", by_document: bool = Fals
             raise InputError("a sharded index is clustered with kmeans (centroids from a"
                              " sample of every shard)")
         return cluster_dataset(index.cluster_data(), by_document=by_document, k=k, seed=seed,
-                               restarts=restarts)
+                               restarts=restarts, reduction=reduction)
     return cluster_index(index, method=method, by_document=by_document, k=k, seed=seed,
                          restarts=restarts, threshold=threshold, min_size=min_size,
-                         reduce_outliers=reduce_outliers)
+                         reduce_outliers=reduce_outliers, reduction=reduction)
 
 
 def draw_run(index: AnyIndex, run: dict, *, plot: str | None = None,

@@ -114,3 +114,38 @@ def test_eval_clustering_scores_labelled_texts(run, run_json, tmp_path):
     (tmp_path / "one.csv").write_text("text,topic\nCats purr.,pets\nDogs bark.,pets\n")
     assert "need at least two distinct labels" in run(
         "eval", "clustering", tmp_path / "one.csv", "--label-field", "topic", expect=1).stderr
+
+
+def blobs(per_group: int = 60, groups: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((groups, 384))
+    truth = np.repeat(np.arange(groups), per_group)
+    points = centres[truth] + 0.9 * rng.standard_normal((len(truth), 384))
+    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32), truth
+
+
+def same_partition(labels: np.ndarray, truth: np.ndarray) -> bool:
+    pairs = set(zip(truth.tolist(), labels.tolist(), strict=True))
+    return len(pairs) == len(set(truth.tolist())) == len(set(labels.tolist()))
+
+
+def test_kmeans_on_the_umap_reduction_by_default(monkeypatch):
+    import semsearch.clustering as clustering
+
+    vectors, truth = blobs()
+    first = cluster_vectors(vectors, k=3, seed=2)
+    assert first.parameters["reduction"] == "umap" and same_partition(first.labels, truth)
+    assert first.centroids.shape == (3, 384)  # centroids and distances stay in vector space
+    shuffle = np.random.default_rng(1).permutation(len(vectors))
+    assert cluster_vectors(vectors[shuffle], k=3, seed=2).labels.tolist() == (
+        first.labels[shuffle].tolist())
+    assert cluster_vectors(vectors, k=None, seed=2).n_clusters == 3
+    assert cluster_vectors(vectors, k=3, reduction="none").parameters["reduction"] == "none"
+    few = cluster_vectors(vectors[:40], k=2)  # too few items to reduce
+    assert few.parameters["reduction"] == "none"
+    monkeypatch.setattr(clustering, "UMAP_FIT_LIMIT", 120)
+    sampled = cluster_vectors(vectors, k=3, seed=2)
+    assert sampled.parameters["umap"]["fitted_on"] == 120
+    assert same_partition(sampled.labels, truth)
+    with pytest.raises(InputError, match="--reduce must be one of"):
+        cluster_vectors(vectors, reduction="pca")

@@ -13,7 +13,8 @@ from semsearch.readers import Document
 from semsearch.store import Store
 from semsearch.units import Unit
 
-HEAVY = ("sqlite_utils", "sklearn", "scipy", "torch", "transformers", "sentence_transformers")
+HEAVY = ("sqlite_utils", "sklearn", "scipy", "torch", "transformers", "sentence_transformers",
+         "umap", "numba")
 
 
 def _store(path):

@@ -13,7 +13,8 @@ import pytest
 
 from semsearch.encoder import load_encoder
 
-HEAVY = ("torch", "transformers", "sentence_transformers", "sklearn", "scipy", "sqlite_utils")
+HEAVY = ("torch", "transformers", "sentence_transformers", "sklearn", "scipy", "sqlite_utils",
+         "umap", "numba")
 SAMPLE = Path(__file__).resolve().parent.parent / "semsearch" / "sample"
 
 
