@@ -612,7 +612,8 @@ output_options = [
               f" groups) compare all pairs and stop at {PAIRWISE_LIMIT:,} items.")
 @click.option("-k", "k", type=_ClusterK(), default="auto", show_default=True,
               help="Number of clusters (kmeans, agglomerative); auto: kmeans picks it (by"
-              " Davies-Bouldin on the reduction), agglomerative cuts at --threshold.")
+              " the eigengap of the reduction's neighbour graph), agglomerative cuts at"
+              " --threshold.")
 @click.option("--by-document", is_flag=True, help="Cluster documents (mean of their units).")
 @click.option("--threshold", type=click.FloatRange(-1, 1), default=None,
               help="Cosine similarity that joins items (agglomerative: 0.25, community: 0.75).")

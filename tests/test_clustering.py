@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import DATA
-from semsearch.clustering import PAIRWISE_LIMIT, cluster_keywords, cluster_vectors
+from semsearch.clustering import PAIRWISE_LIMIT, cluster_keywords, cluster_vectors, eigengap_k
 from semsearch.errors import InputError
 
 TOPICS = DATA / "topics-mini.jsonl"
@@ -139,7 +139,8 @@ def test_kmeans_on_the_umap_reduction_by_default(monkeypatch):
     shuffle = np.random.default_rng(1).permutation(len(vectors))
     assert cluster_vectors(vectors[shuffle], k=3, seed=2).labels.tolist() == (
         first.labels[shuffle].tolist())
-    assert cluster_vectors(vectors, k=None, seed=2).n_clusters == 3
+    chosen = cluster_vectors(vectors, k=None, seed=2)
+    assert chosen.n_clusters == 3 and chosen.parameters["k_chosen_by"] == "eigengap"
     assert cluster_vectors(vectors, k=3, reduction="none").parameters["reduction"] == "none"
     few = cluster_vectors(vectors[:40], k=2)  # too few items to reduce
     assert few.parameters["reduction"] == "none"
@@ -149,3 +150,19 @@ def test_kmeans_on_the_umap_reduction_by_default(monkeypatch):
     assert same_partition(sampled.labels, truth)
     with pytest.raises(InputError, match="--reduce must be one of"):
         cluster_vectors(vectors, reduction="pca")
+
+
+def test_the_eigengap_counts_the_groups_of_a_neighbour_graph():
+    from scipy import sparse
+
+    rng = np.random.default_rng(0)
+    for groups in (2, 5, 9):
+        size = 30
+        weights = np.zeros((groups * size, groups * size))
+        for g in range(groups):  # dense inside each group
+            block = slice(g * size, (g + 1) * size)
+            weights[block, block] = rng.uniform(0.5, 1.0, (size, size))
+        weights += rng.uniform(0, 0.01, weights.shape)  # and faint links between all
+        np.fill_diagonal(weights, 0)
+        assert eigengap_k(sparse.csr_matrix(weights)) == groups
+        assert eigengap_k(sparse.csr_matrix(weights)) == groups  # deterministic
