@@ -749,6 +749,74 @@ def serve(index_name, host, port, allow_writes, token, access_log, allowed_hosts
                 log_level="info" if access_log else "warning", **UVICORN_LIMITS)
 
 
+@cli.command(name="mcp")
+@click.option("--index", "-i", "index_names", multiple=True, metavar="NAME|PATH",
+              help="An index to serve (repeatable): the tools take its name (a path's folder"
+                   " name) as their `index` argument, the first by default. Default: default.")
+@click.option("--allow-writes", is_flag=True,
+              help="Offer the add_documents and remove_documents tools (over --http they need"
+                   " the bearer token).")
+@click.option("--http", "http", is_flag=True,
+              help="Serve streamable HTTP at http://127.0.0.1:PORT/mcp instead of stdio.")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="With --http: the port to listen on. Default: 8765.")
+@click.option("--token", envvar="SEMSEARCH_TOKEN", default=None, metavar="TOKEN",
+              help="With --http --allow-writes: the bearer token that writes must carry."
+                   " Default: $SEMSEARCH_TOKEN.")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="With --http: another name requests may carry in their Host header"
+                   " (repeatable); this machine's own names and addresses are always allowed.")
+@click.option("--mmap", is_flag=True, help="Map the vector files instead of reading them.")
+def mcp(index_names, allow_writes, http, port, token, allowed_hosts, mmap):
+    """Serve indexes to AI agents and editors over the Model Context Protocol.
+
+    Over stdio by default, as agent clients start a server: register `semsearch mcp --index
+    NAME` with the client (docs/mcp.md). Tools: search, get_document, list_indexes,
+    index_info, list_clusters, cluster_members, and with --allow-writes add_documents and
+    remove_documents; each document is a resource, semsearch://INDEX/DOCUMENT_ID. The model
+    and the indexes stay loaded, so a search costs milliseconds. Needs semsearch[mcp]."""
+    if not http and (port is not None or allowed_hosts):
+        raise click.UsageError("--port and --allowed-host go with --http")
+    try:
+        from semsearch.mcp_server import (
+            DEFAULT_PORT,
+            HOST,
+            Catalogue,
+            create_server,
+            run_http,
+            run_stdio,
+            served_names,
+        )
+    except ImportError as exc:
+        if not (exc.name or "").startswith(("mcp", "jsonschema")):
+            raise
+        raise InputError("semsearch mcp needs the MCP SDK: pip install 'semsearch[mcp]'"
+                         ) from None
+    from semsearch.service import open_for_serving
+
+    names = served_names(index_names or ("default",))
+    if http:
+        from semsearch.server.guard import write_token
+
+        token = write_token(allow_writes, token)  # refused before the indexes load
+        port = port or DEFAULT_PORT
+    catalogue = Catalogue({name: open_for_serving(given, runtime=_runtime(), mmap=mmap)
+                           for name, given in names.items()},
+                          allow_writes=allow_writes, token=token if http else None)
+    served = ", ".join(f"{s.name} ({shown_path(s.index.path)}, {s.index.manifest['documents']}"
+                       " documents)" for s in catalogue.served)
+    encoder = catalogue.served[0].index.encoder
+    where = f"http://{HOST}:{port}/mcp; Ctrl+C stops" if http else (
+        "stdio; the client stops it")
+    click.echo(f"serving {served} over MCP (encoder {encoder.backend} {encoder.precision},"
+               f" writes {'on' if allow_writes else 'off'}) on {where}", err=True)
+    server = create_server(catalogue)
+    if http:
+        run_http(server, port, allowed_hosts)
+    else:
+        run_stdio(server)
+
+
 @cli.group(name="eval", cls=_Group)
 def evaluate():
     """Measure quality: STS, BEIR retrieval, labelled clustering."""

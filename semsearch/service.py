@@ -33,7 +33,7 @@ from semsearch.index import (
     resolve_index_path,
 )
 from semsearch.readers import Document, ReadOptions, read_documents
-from semsearch.search import SearchOptions
+from semsearch.search import SearchOptions, cluster_reference
 from semsearch.shards import Runner, ShardedIndex, is_sharded
 
 AnyIndex = Index | ShardedIndex
@@ -165,6 +165,57 @@ def list_indexes(home: Path | None = None) -> list[dict]:
                 data = {"error": str(exc)}
             rows.append({"name": folder.name, **data})
     return rows
+
+
+def document_titles(index: AnyIndex, offset: int, limit: int) -> list[tuple[str, str]]:
+    """``(id, title)`` of ``limit`` documents from the ``offset``-th, in the order they were
+    stored (a sharded index: shard by shard): one page of a listing that no reader need hold
+    whole, as the MCP server lists documents as resources."""
+    shards = [index] if isinstance(index, Index) else [
+        Index.open(path, verify=False) for path in index.shard_paths]
+    rows: list[tuple[str, str]] = []
+    for shard in shards:
+        try:
+            held = shard.manifest["documents"]
+            if len(rows) < limit and offset < held:
+                rows += shard.store.document_titles(offset, limit - len(rows))
+            offset = max(0, offset - held)
+        finally:
+            if shard is not index:
+                shard.store.close()
+    return rows
+
+
+def cluster_members(index: AnyIndex, reference: str, *, offset: int = 0,
+                    limit: int = 20) -> dict:
+    """The items of one cluster of a stored run (``reference``: ``ID`` of the latest run, or
+    ``RUN:ID``), a page at a time in index order: units with their text, or, for a run over
+    documents, each document with its first unit's text."""
+    run_id, number = cluster_reference(reference)
+    run = index.store.cluster_run(run_id)
+    known = {c["cluster"]: c for c in run["cluster_list"]}
+    if number not in known and not (number == -1 and run["outliers"]):
+        raise InputError(f"run {run['id']} has no cluster {number}; its clusters are 0 to"
+                         f" {run['clusters'] - 1}"
+                         + (" and -1 (the outliers)" if run["outliers"] else ""))
+    unit_ids = sorted(index.store.filtered_unit_ids(None, (run["id"], number)).tolist())
+    if run["target"] == "document":  # each document once, by its first unit in the cluster
+        documents = index.store.document_ids(unit_ids)
+        first: dict[str, int] = {}
+        for unit_id in unit_ids:
+            first.setdefault(documents[unit_id], unit_id)
+        unit_ids = list(first.values())
+    page = unit_ids[offset:offset + limit]
+    rows = index.store.hits(page)
+    members = [{"unit_id": unit_id, **rows[unit_id]} for unit_id in page]
+    if run["target"] == "document":
+        members = [{key: member[key] for key in ("document_id", "title", "source", "metadata",
+                                                  "text")} for member in members]
+    cluster_row = known.get(number, {})
+    return {"run": run["id"], "cluster": number, "target": run["target"],
+            "keywords": cluster_row.get("keywords", []), "size": len(unit_ids),
+            "offset": offset, "members": members,
+            "next_offset": offset + len(page) if offset + len(page) < len(unit_ids) else None}
 
 
 def cluster(index: AnyIndex, *, method: str = "kmeans", by_document: bool = False,

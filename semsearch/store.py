@@ -464,6 +464,11 @@ class Store:
                    f"{self._column('units', 'units', 'page')} as page")
         return document
 
+    def document_titles(self, offset: int, limit: int) -> list[tuple[str, str]]:
+        """``(id, title)`` of ``limit`` documents from the ``offset``-th, in the order stored."""
+        return [tuple(row) for row in self._execute(
+            "select id, title from documents order by rowid limit ? offset ?", [limit, offset])]
+
     def neighbours(self, document_id: str, ordinal: int, radius: int) -> list[tuple[int, str]]:
         return self.conn.execute(
             "select ordinal, text from units where document_id = ? and ordinal between ? and ?"

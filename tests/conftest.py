@@ -1,5 +1,9 @@
 import json
 import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -127,3 +131,25 @@ def site_index(tmp_path_factory, encoder):
     cluster_index(index, k=3, seed=0)
     index.store.close()
     return path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_serving(process: subprocess.Popen, probe: Callable[[], object],
+                       failure: Callable[[], str], seconds: float = 120) -> None:
+    """Poll ``probe`` until it stops raising OSError; fail with ``failure()`` if the server
+    process exits or ``seconds`` pass first."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            probe()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(failure())
+            time.sleep(0.2)

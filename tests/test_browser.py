@@ -3,27 +3,19 @@
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
 
-from conftest import XSS
+from conftest import XSS, free_port, wait_until_serving
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 CHROMIUM = os.environ.get("SEMSEARCH_CHROMIUM") or next(
     filter(None, map(shutil.which, ("chromium", "chromium-browser"))), None)
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="no Chromium found (apt install chromium, or set SEMSEARCH_CHROMIUM)")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -33,21 +25,13 @@ def server(site_index, tmp_path_factory):
     shutil.copytree(site_index, path)
     subprocess.run([sys.executable, "-m", "semsearch", "clusters", "--index", str(path),
                     "--plot", str(path.parent / "map.png")], check=True, capture_output=True)
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "semsearch", "serve", "--index", str(path), "--port",
          str(port), "--no-access-log"], stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=1)
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"semsearch serve did not start: {process.stderr.read()}")
-            time.sleep(0.3)
+    wait_until_serving(process, lambda: urllib.request.urlopen(f"{url}/health", timeout=1),
+                       lambda: f"semsearch serve did not start: {process.stderr.read()}")
     yield url
     process.terminate()
     process.wait(timeout=30)

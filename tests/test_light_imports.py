@@ -14,7 +14,7 @@ from semsearch.store import Store
 from semsearch.units import Unit
 
 HEAVY = ("sqlite_utils", "sklearn", "scipy", "torch", "transformers", "sentence_transformers",
-         "umap", "numba")
+         "umap", "numba", "mcp", "mcp_types")
 
 
 def _store(path):

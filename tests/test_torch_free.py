@@ -14,7 +14,7 @@ import pytest
 from semsearch.encoder import load_encoder
 
 HEAVY = ("torch", "transformers", "sentence_transformers", "sklearn", "scipy", "sqlite_utils",
-         "umap", "numba")
+         "umap", "numba", "mcp", "mcp_types")
 SAMPLE = Path(__file__).resolve().parent.parent / "semsearch" / "sample"
 
 
@@ -39,7 +39,7 @@ def test_reads_and_queries_import_no_heavy_library(run, run_json, corpus, fake_m
                 ("query", "-i", "light", "red planet", "--mode", "keyword"),
                 ("query", "-i", "light", "planet", "--cluster", "1"),
                 ("info", "-i", "light"), ("list",), ("check", "-i", "light"),
-                ("clusters", "-i", "light")]
+                ("clusters", "-i", "light"), ("--help",), ("mcp", "--help")]
     for command in commands:
         output, imported = fresh(*command, env={"SEMSEARCH_INDEXES": str(indexes_home)})
         assert output.strip(), command

@@ -20,9 +20,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
 from semsearch import __version__
-from semsearch.errors import InputError
 from semsearch.server.errors import SafeJSONResponse, install_error_handlers
-from semsearch.server.guard import Guard, answered_hosts
+from semsearch.server.guard import Guard, answered_hosts, write_token
 from semsearch.server.limits import (
     LOCAL_HOSTS,
     MAX_BODY_BYTES,
@@ -30,7 +29,6 @@ from semsearch.server.limits import (
     MAX_QUERY_CHARS,
     MAX_URL_BYTES,
     PAGE_HEADERS,
-    TOKEN_ENV,
     UVICORN_LIMITS,
 )
 from semsearch.server.routes import ROUTERS, STATIC, Served
@@ -48,10 +46,7 @@ def create_app(index: AnyIndex, *, allow_writes: bool = False, token: str | None
     ``host``, the address served on: when given, requests must name it, localhost, one of this
     machine's names or addresses or one of ``allowed_hosts`` in their Host header, so a web
     page cannot reach the server through DNS rebinding (on 0.0.0.0 or :: too)."""
-    if allow_writes and not token:
-        raise InputError(f"--allow-writes needs a token: --token or ${TOKEN_ENV}")
-    if token is not None and not (token.isascii() and token.isprintable()):
-        raise InputError("--token must be printable ASCII (an HTTP header carries no other)")
+    token = write_token(allow_writes, token)
     # Writes embed as searches do: the same backend and precision, so their vectors match.
     writer = Writer(index.path, index.runtime) if allow_writes else None
     state = Served(index=index, writer=writer,
@@ -68,7 +63,7 @@ def create_app(index: AnyIndex, *, allow_writes: bool = False, token: str | None
                   description="Semantic, keyword and hybrid search over a semsearch index.")
     app.state.served = state
     app.add_middleware(Guard, hosts=None if host is None else answered_hosts(host, allowed_hosts),
-                       token=token if state.writer is not None else None)
+                       token=token)
     install_error_handlers(app)
 
     @app.middleware("http")  # outside the guard: its refusals carry these headers too

@@ -17,6 +17,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from semsearch.errors import InputError
 from semsearch.server.limits import (
     LOCAL_HOSTS,
     MAX_BODY_BYTES,
@@ -24,6 +25,7 @@ from semsearch.server.limits import (
     MAX_QUERY_CHARS,
     MAX_URL_BYTES,
     MAX_WRITE_BODY_BYTES,
+    TOKEN_ENV,
     WILDCARD_HOSTS,
 )
 
@@ -70,14 +72,32 @@ class Guard:
                              " it with --allowed-host NAME to allow one")
 
     def _write_refusal(self, authorization: str) -> JSONResponse | None:
-        if self.token is None:
-            return _refusal(403, "writes are off; start the server with --allow-writes")
-        scheme, _, given = authorization.partition(" ")
-        if scheme.lower() == "bearer" and secrets.compare_digest(given.encode(),
-                                                                 self.token.encode()):
+        refused = write_refusal(authorization, self.token)
+        if refused is None:
             return None
-        return _refusal(401, "a valid bearer token is needed to write",
-                        {"WWW-Authenticate": "Bearer"})
+        status, message = refused
+        return _refusal(status, message, {"WWW-Authenticate": "Bearer"} if status == 401 else None)
+
+
+def write_token(allow_writes: bool, token: str | None) -> str | None:
+    """The token a write must carry (None: writes are off), refused where writes would have
+    none or it could not travel in a header: `serve` and `mcp --http` take it alike."""
+    if allow_writes and not token:
+        raise InputError(f"--allow-writes needs a token: --token or ${TOKEN_ENV}")
+    if token is not None and not (token.isascii() and token.isprintable()):
+        raise InputError("--token must be printable ASCII (an HTTP header carries no other)")
+    return token if allow_writes else None
+
+
+def write_refusal(authorization: str, token: str | None) -> tuple[int, str] | None:
+    """Why a write with this Authorization header is refused (its HTTP status and message):
+    writes are off (``token`` None), or it carries no valid bearer token; None: allowed."""
+    if token is None:
+        return 403, "writes are off; start the server with --allow-writes"
+    scheme, _, given = authorization.partition(" ")
+    if scheme.lower() == "bearer" and secrets.compare_digest(given.encode(), token.encode()):
+        return None
+    return 401, "a valid bearer token is needed to write"
 
 
 def _refusal(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
