@@ -188,17 +188,20 @@ def test_health_answers_while_a_long_batch_is_served(client):
         started = time.monotonic()
         searching = pool.submit(busy_for, 2.0)
         time.sleep(0.3)  # the first batch is on the reader thread by now
-        slowest, answered = 0.0, 0
-        while not searching.done() and answered < 400:
+        waits: list[float] = []
+        while not searching.done() and len(waits) < 400:
             asked = time.monotonic()
             assert client.get("/health").status_code == 200
-            slowest = max(slowest, time.monotonic() - asked)
-            answered += 1
+            waits.append(time.monotonic() - asked)
             time.sleep(0.02)
         assert set(searching.result()) == {200}
         took = time.monotonic() - started
     assert took > 1.5, f"the batches took {took:.1f} s: too short to show anything"
-    assert answered >= 3 and slowest < 0.25, (answered, slowest, took)
+    # Queued behind a batch, every answer would wait seconds and only a handful would come
+    # back; a shared CPU may still stall one answer now and then, so judge the typical one.
+    waits.sort()
+    typical = waits[int(len(waits) * 0.9) - 1] if len(waits) >= 10 else waits[-1]
+    assert len(waits) >= 3 and typical < 0.25, (len(waits), typical, waits[-1], took)
 
 
 def test_health_counts_follow_writes(writable):
