@@ -22,6 +22,14 @@ def report(title: str, rows: list[dict], json_path: str | None, extra: dict | No
         print(f"\nwrote {json_path}")
 
 
+def fts5_query(text: str) -> str:
+    """A query's words as an FTS5 query of quoted words (for the benchmarks that still compare
+    against SQLite FTS5)."""
+    from semsearch.bm25 import keyword_words
+
+    return " OR ".join(f'"{word}"' for word in keyword_words(text))
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]

@@ -27,8 +27,7 @@ import time
 from pathlib import Path
 
 import semsearch  # noqa: F401  (offline environment)
-from _common import percentile, report
-from semsearch.bm25 import keyword_query
+from _common import fts5_query, percentile, report
 from semsearch.units import sentence_spans
 
 QUERIES = 200
@@ -81,7 +80,7 @@ def fts5_searcher(path: Path):
            " order by rank, rowid limit ?")
 
     def search(text: str) -> list[tuple[int, float]]:
-        query = keyword_query(text)
+        query = fts5_query(text)
         return connection.execute(sql, [query, LIMIT]).fetchall() if query else []
     return search
 
@@ -138,7 +137,7 @@ def tantivy_searcher(path: Path):
     analyzer = _analyzer()
 
     def search(text: str) -> list[tuple[int, float]]:
-        words = [w.strip('"') for w in keyword_query(text).split(" OR ") if w]
+        words = [w.strip('"') for w in fts5_query(text).split(" OR ") if w]
         terms = list(dict.fromkeys(t for w in words for t in analyzer.analyze(w)))
         if not terms:
             return []

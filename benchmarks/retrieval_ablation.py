@@ -32,8 +32,7 @@ from pathlib import Path
 import numpy as np
 
 import semsearch  # noqa: F401  (offline environment)
-from _common import beir_arguments, beir_index, report
-from semsearch.bm25 import keyword_query
+from _common import beir_arguments, beir_index, fts5_query, report
 from semsearch.evaluation import rank_documents, retrieval_metrics
 from semsearch.index import IndexSettings
 from semsearch.search import DEFAULT_ALPHA, SearchOptions
@@ -74,7 +73,7 @@ class Signals:
         self.chunk_keyword = []
         for text in self.texts:
             best: dict[int, float] = {}
-            for score, unit_id in index.store.keyword_search(text, 1000):
+            for score, unit_id in index.keyword_search(text, 1000):
                 best.setdefault(position[unit_documents[unit_id]], score)
             self.chunk_keyword.append(best)
         self.fts = sqlite3.connect(":memory:")
@@ -104,7 +103,7 @@ class Signals:
         return best
 
     def document_keyword(self, text: str, title_weight: float = 1.0) -> dict[int, float]:
-        query = keyword_query(text)
+        query = fts5_query(text)
         if not query:
             return {}
         return dict(self.fts.execute(
@@ -121,7 +120,7 @@ class Signals:
             for word in words:
                 counts[word] = counts.get(word, 0) + 1 / len(words)
         common = sorted(counts, key=lambda t: -counts[t])[:terms]
-        original = [w.strip('"') for w in keyword_query(text).split(" OR ") if w]
+        original = [w.strip('"') for w in fts5_query(text).split(" OR ") if w]
         repeats = max(1, round(weight / (1 - weight) * terms / max(len(original), 1)))
         query = " OR ".join(f'"{w}"' for w in original * repeats + common)
         return dict(self.fts.execute(

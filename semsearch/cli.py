@@ -504,13 +504,12 @@ def list_indexes(as_json):
 @cli.command()
 @index_option
 @click.option("--repair", is_flag=True, help="Re-embed missing vectors, drop stray ones, rebuild"
-                                             " the full-text index.")
+                                             " the keyword index.")
 @batch_option
 @timeout_option
 @json_option
 def check(index_name, repair, batch_size, timeout, as_json):
-    """Verify that the store, full-text index and vectors agree (and the vector file's
-    checksum)."""
+    """Verify that the store, keyword index and vectors agree (and their checksums)."""
     report = _open_index(index_name, timeout, verify=False).check(
         repair=repair, batch_size=batch_size)
     if as_json:
@@ -523,9 +522,6 @@ def check(index_name, repair, batch_size, timeout, as_json):
 
 def _count(number: int, noun: str) -> str:
     return f"{number:,} {noun}{'' if number == 1 else 's'}"
-
-
-FTS_STATES = {True: "ok", False: "damaged", None: "not checked (read-only)"}
 
 
 def _check_lines(report: dict) -> list[str]:
@@ -560,11 +556,11 @@ def _check_lines(report: dict) -> list[str]:
         "consistent" if report["consistent"] else "INCONSISTENT")
     lines = [f"{report['index']}: {state} — {report['units']} units, {report['vectors']}"
              f" vectors, {report['missing']} missing, {report['extra']} extra, store"
-             f" {'ok' if report['store_ok'] else 'damaged'}, full-text index"
-             f" {FTS_STATES[report['fts_ok']]}, vectors file"
+             f" {'ok' if report['store_ok'] else 'damaged'}, keyword index"
+             f" {'ok' if report['keywords_ok'] else 'damaged'}, vectors file"
              f" {report['vectors_file']}"]
     if not report["consistent"]:
-        lines += [report["vectors_error"]] if "vectors_error" in report else []
+        lines += [report[key] for key in ("vectors_error", "keywords_error") if key in report]
         lines.append("run `semsearch check --repair` to fix it")
     return lines
 
@@ -576,7 +572,7 @@ def _check_lines(report: dict) -> list[str]:
 def compact(index_name, timeout, as_json):
     """Give back the disk space of removed documents.
 
-    Rebuilds the vector file from the vectors that stay, merges the full-text index and
+    Rebuilds the vector file from the vectors that stay, rebuilds the keyword index and
     VACUUMs the store. Readers keep working meanwhile."""
     sizes = _open_index(index_name, timeout).compact()
     if as_json:

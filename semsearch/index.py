@@ -1,9 +1,10 @@
 """An index: one directory holding the SQLite store and the FAISS vectors, kept in step.
 
 Crash safety comes from ordering: each save writes a *new* vectors file (temporary name, fsync,
-rename), then commits the SQLite transaction that changed the units and points the manifest at
-that file, then deletes the old file. A crash before the commit leaves the old store and the old
-vectors; after it, the new ones. Writers take an exclusive lock file; readers never wait.
+rename) and a new keyword-index folder, then commits the SQLite transaction that changed the
+units and points the manifest at both, then deletes the old ones. A crash before the commit
+leaves the old store, vectors and keywords; after it, the new ones. Writers take an exclusive
+lock file; readers never wait.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from semsearch.bm25 import KeywordStatistics, query_terms
 from semsearch.encoder import (
     Encoder,
     Runtime,
@@ -39,10 +41,17 @@ from semsearch.errors import (
     InputError,
     WriteError,
 )
+from semsearch.keywords import (
+    FOLDER_PREFIX,
+    KeywordDraft,
+    KeywordIndex,
+    field_terms,
+    filter_terms,
+)
 from semsearch.model_folder import model_fingerprint, model_name, resolve_model_path
 from semsearch.readers import Document, blocks_of
 from semsearch.search import Hit, SearchOptions, search
-from semsearch.store import FORMAT_VERSION, SALVAGE_COLUMNS, Store
+from semsearch.store import FORMAT_VERSION, SALVAGE_COLUMNS, Store, metadata_json
 from semsearch.units import UNIT_CONTEXTS, UNIT_KINDS, Unit, cut_units
 from semsearch.vectors import (
     AUTO,
@@ -337,6 +346,9 @@ class Index:
         self._vectors: VectorIndex | None = None
         self._vectors_file: str | None = None  # the manifest's file that _vectors came from
         self._verify_vectors = False  # on first load: checksum and counts against the store
+        self._keywords: KeywordIndex | None = None
+        self._keywords_folder: str | None = None  # the manifest's folder _keywords came from
+        self._draft: KeywordDraft | None = None  # the keyword generation being written
         self._changed = False
         self._mmap = mmap
         self._writing = False
@@ -379,6 +391,7 @@ class Index:
                     "metric": "inner_product", "max_seq_length": encoder.max_seq_length,
                     **asdict(settings), "faiss_built": "Flat", "vectors_file": None,
                     "vectors_generation": 0, "vectors": 0, "units": 0, "documents": 0,
+                    "keywords_folder": None, "keywords_generation": 0, "keywords_sha256": None,
                 })
             finally:
                 store.close()
@@ -478,6 +491,57 @@ class Index:
     def vectors(self) -> VectorIndex:
         return self._vectors if self._vectors is not None else self._reload_vectors()
 
+    @property
+    def keywords(self) -> KeywordIndex:
+        """The committed keyword index (checked against its checksum and the store's units
+        when it is loaded)."""
+        manifest = self.manifest
+        if "keywords_generation" not in manifest:
+            raise IndexMismatchError(
+                f"{self.path} was made by an older semsearch, without a keyword index; run"
+                f" `semsearch check --repair --index {self.path}` once to build it")
+        folder = manifest["keywords_folder"]
+        if self._keywords is None or self._keywords_folder != folder:
+            keywords = KeywordIndex.load(self.path / folder if folder else None,
+                                         manifest.get("keywords_sha256"),
+                                         private_copy=self.store.read_only)
+            units = self.store.count("units")
+            if keywords.units != units:
+                raise CorruptIndexError(
+                    f"{self.path}: the store has {units} units but the keyword index holds"
+                    f" {keywords.units}; run `semsearch check --repair --index {self.path}`")
+            self._keywords, self._keywords_folder = keywords, folder
+        return self._keywords
+
+    def keyword_statistics(self, text: str) -> KeywordStatistics:
+        """This index's keyword statistics for ``text`` (a sharded index adds up its shards')."""
+        return self.keywords.statistics(query_terms(text))
+
+    def filtered_unit_ids(self, where: dict[str, str] | None = None,
+                          cluster: tuple[int, int] | None = None) -> np.ndarray:
+        """The units inside the ``where`` filter (from the keyword index's field terms, not a
+        scan of every document's metadata) and ``cluster``, in id order."""
+        filters = filter_terms(where)
+        if filters is None:  # a value too long to be a term: only SQL can compare it
+            return self.store.filtered_unit_ids(where, cluster)
+        ids = self.keywords.unit_ids(filters) if filters else None
+        if cluster is not None:
+            members = self.store.filtered_unit_ids(None, cluster)
+            ids = members if ids is None else np.intersect1d(ids, members)
+        return ids if ids is not None else self.store.unit_ids()
+
+    def keyword_search(self, text: str, limit: int, *, where: dict[str, str] | None = None,
+                       cluster: tuple[int, int] | None = None,
+                       statistics: KeywordStatistics | None = None) -> list[tuple[float, int]]:
+        """BM25 (higher is better) and unit id of the best keyword matches for ``text``, inside
+        the ``where`` filter and ``cluster``; scored with ``statistics`` where given."""
+        filters = filter_terms(where)
+        ids = None
+        if filters is None or cluster is not None:  # a value too long to be a term; clusters
+            ids = self.store.filtered_unit_ids(where if filters is None else None, cluster)
+        return self.keywords.search(query_terms(text), limit, self.store.unit_texts, statistics,
+                                    filters or (), ids)
+
     def _reload_vectors(self) -> VectorIndex:
         """The committed vector file; the first load of an opened index also checks it against
         the store."""
@@ -551,7 +615,11 @@ class Index:
                 self._vectors = None  # reload what the last writer committed
                 self._remove_orphans()
                 self._changed = False
+                self._draft = None
                 self.store.begin()
+                if "keywords_generation" not in self.manifest:  # made before the keyword index
+                    self._rebuild_keywords()
+                    self.store.drop_fts()
                 yield
                 self._commit()
             except (sqlite3.OperationalError, OSError) as exc:  # disk full, read-only, I/O
@@ -565,17 +633,41 @@ class Index:
                 raise
 
     def _abandon(self) -> None:
-        """Drop the open transaction and the in-memory vectors it changed."""
+        """Drop the open transaction, the in-memory vectors and the keyword draft it changed."""
         with contextlib.suppress(sqlite3.Error):
             self.store.rollback()
         self._vectors = None
+        if self._draft is not None:
+            self._draft.discard()
+            self._draft = None
+
+    def _keyword_draft(self) -> KeywordDraft:
+        """The next keyword generation, started on first use in a transaction."""
+        if self._draft is None:
+            self._draft = KeywordDraft(self.path, self.keywords,
+                                       self.manifest["keywords_generation"] + 1)
+        return self._draft
+
+    def _rebuild_keywords(self) -> None:
+        """Build the keyword index anew from the store (inside :meth:`writing`)."""
+        if self._draft is not None:
+            self._draft.discard()
+        self._draft = KeywordDraft(self.path, KeywordIndex(),
+                                   self.manifest.get("keywords_generation", 0) + 1)
+        for chunk in _chunks(self.store.keyword_rows(), 4096):
+            self._draft.add([row[0] for row in chunk], [row[1] for row in chunk],
+                            field_terms(row[2] for row in chunk))
+        self._changed = True
 
     def _remove_orphans(self) -> None:
         """Vector files left by a run that died before its commit."""
-        current = self.manifest["vectors_file"]
+        manifest = self.manifest
         for file in self.path.glob("vectors.*.faiss*"):
-            if file.name != current:
+            if file.name != manifest["vectors_file"]:
                 file.unlink(missing_ok=True)
+        for folder in self.path.glob(f"{FOLDER_PREFIX}*"):
+            if folder.name != manifest.get("keywords_folder"):
+                shutil.rmtree(folder, ignore_errors=True)
 
     def _commit(self) -> None:
         if not self._changed:
@@ -596,20 +688,34 @@ class Index:
         except (OSError, RuntimeError) as exc:
             (self.path / (name + ".tmp")).unlink(missing_ok=True)
             raise WriteError(f"cannot write vectors to {self.path}: {exc}") from None
+        keywords: dict[str, Any] = {}
+        draft, self._draft = self._draft, None
+        if draft is not None:
+            try:
+                keywords = {"keywords_folder": draft.name, "keywords_sha256": draft.commit(),
+                            "keywords_generation": int(draft.name.removeprefix(FOLDER_PREFIX))}
+            except (OSError, ValueError) as exc:
+                draft.discard()
+                (self.path / name).unlink(missing_ok=True)
+                raise WriteError(f"cannot write the keyword index to {self.path}: {exc}") from None
         try:
             self.store.set_manifest({
-                "vectors_file": name, "vectors_generation": generation,
+                **keywords, "vectors_file": name, "vectors_generation": generation,
                 "faiss_built": vectors.factory, "search_effort": effort,
                 "measured_recall": round(recall, 4), "vectors_sha256": checksum,
                 "vectors": vectors.ntotal, "units": self.store.count("units"),
                 "documents": self.store.count("documents"),
             })
             self.store.commit()
-        except BaseException:  # the store kept the old file: the new one is nobody's
+        except BaseException:  # the store kept the old files: the new ones are nobody's
             (self.path / name).unlink(missing_ok=True)
+            if draft is not None:
+                draft.discard()
             raise
         if manifest["vectors_file"]:
             (self.path / manifest["vectors_file"]).unlink(missing_ok=True)
+        if keywords and manifest.get("keywords_folder"):
+            shutil.rmtree(self.path / manifest["keywords_folder"], ignore_errors=True)
 
     def add(
         self, documents: Iterable[Document], *, batch_size: int = 32,
@@ -655,9 +761,16 @@ class Index:
 
     def write(self, prepared: PreparedChunk, ids: list[int], embeddings: np.ndarray) -> None:
         """Store a prepared chunk whose units take ``ids`` (inside :meth:`writing`)."""
-        self.vectors.remove(self.store.delete_documents(prepared.replaced))
+        vectors, keywords = self.vectors, self._keyword_draft()  # checked against the store
+        removed = self.store.delete_documents(prepared.replaced)  # before it changes
+        vectors.remove(removed)
         self.store.add_documents(prepared.fresh, prepared.units, ids)
-        self.vectors.add(np.array(ids, dtype=np.int64), embeddings)
+        vectors.add(np.array(ids, dtype=np.int64), embeddings)
+        keywords.remove(removed)
+        fields = field_terms(metadata_json(doc) for doc in prepared.fresh)
+        keywords.add(ids, [unit.text for units in prepared.units for unit in units],
+                     [terms for terms, units in zip(fields, prepared.units, strict=True)
+                      for _ in units])
         self._changed = self._changed or bool(prepared.fresh)
         next_id = max(self.manifest["next_unit_id"], max(ids, default=-1) + 1)
         self.store.set_manifest({"next_unit_id": next_id})
@@ -673,15 +786,19 @@ class Index:
         with self.writing():
             doc_ids = self.store.document_ids_for_sources(ids_or_sources, ids_only) if (
                 ids_or_sources) else []
-            self.vectors.remove(self.store.delete_documents(doc_ids))
+            vectors, keywords = self.vectors, self._keyword_draft()
+            removed = self.store.delete_documents(doc_ids)
+            vectors.remove(removed)
+            keywords.remove(removed)
             self._changed = bool(doc_ids)
         return len(doc_ids)
 
     # ---- checking ------------------------------------------------------------------------
 
     def check(self, repair: bool = False, batch_size: int = 32) -> dict:
-        """Compare store, full-text index and vectors; with ``repair``, re-embed what is missing,
-        or rebuild a damaged store from the documents that can still be read."""
+        """Compare store, keyword index and vectors; with ``repair``, re-embed what is missing,
+        rebuild the keyword index, or rebuild a damaged store from the documents that can still
+        be read."""
         report: dict = {"index": str(self.path)}
         try:
             vectors = self._load_vectors()
@@ -700,14 +817,15 @@ class Index:
             report.update(self._damage(_first_problem(quick_check), vectors))
             if repair:
                 report["repaired"] = self._salvage(batch_size)
-                report.update(consistent=True, store_ok=True, fts_ok=True, vectors_file="rebuilt")
+                report.update(consistent=True, store_ok=True, keywords_ok=True,
+                              vectors_file="rebuilt")
             return report
-        report.update(store_ok=True, fts_ok=self.store.fts_ok())
+        report.update(store_ok=True, **self._check_keywords(stored))
         held = vectors.ids() if vectors is not None else np.zeros(0, dtype=np.int64)
         missing, extra = np.setdiff1d(stored, held), np.setdiff1d(held, stored)
         report.update(units=len(stored), vectors=len(held), missing=len(missing), extra=len(extra))
         report["consistent"] = bool(
-            report["fts_ok"] is not False and vectors is not None and not len(missing)
+            report["keywords_ok"] and vectors is not None and not len(missing)
             and not len(extra))
         if repair and not report["consistent"]:
             with self.writing():
@@ -722,12 +840,24 @@ class Index:
                     ids = np.array([unit_id for unit_id, _, _ in chunk], dtype=np.int64)
                     texts = [embedded_text(unit, title, context) for _, unit, title in chunk]
                     vectors.add(ids, self.encoder.encode(texts, batch_size=batch_size))
-                if report["fts_ok"] is False:
-                    self.store.rebuild_fts()
+                if not report["keywords_ok"]:
+                    self._rebuild_keywords()
             report["repaired"] = {"reembedded": len(missing), "removed": len(extra),
-                                  "fts_rebuilt": report["fts_ok"] is False}
+                                  "keywords_rebuilt": not report["keywords_ok"]}
             report["consistent"] = True
         return report
+
+    def _check_keywords(self, stored: np.ndarray) -> dict:
+        """Whether the keyword index loads (checksum, counts) and holds exactly the units."""
+        self._keywords = None  # load it afresh, checked
+        try:
+            held = self.keywords.unit_ids()
+        except (CorruptIndexError, IndexMismatchError) as exc:
+            return {"keywords_ok": False, "keywords_error": str(exc)}
+        if not np.array_equal(held, np.sort(stored)):
+            return {"keywords_ok": False,
+                    "keywords_error": "the keyword index and the store hold different units"}
+        return {"keywords_ok": True}
 
     def _readable_documents(self) -> tuple[list[Document], int]:
         """The documents a damaged store still holds; where a document's row is lost but its
@@ -764,7 +894,8 @@ class Index:
             documents: int | None = self.manifest["documents"]
         except CorruptIndexError:
             documents = None
-        return {"store_ok": False, "store_error": problem, "fts_ok": False, "consistent": False,
+        return {"store_ok": False, "store_error": problem, "keywords_ok": False,
+                "consistent": False,
                 "documents": documents, "readable_documents": len(self._readable_documents()[0]),
                 "vectors": vectors.ntotal if vectors is not None else 0}
 
@@ -790,11 +921,14 @@ class Index:
                 fresh = Index.create(draft, model=manifest["model"], pooling=manifest["pooling"],
                                      settings=settings_of(manifest),
                                      runtime=self.runtime)
-                kept = {key: manifest[key] for key in ("recall", "vectors_generation")
-                        if key in manifest}  # the new file's name follows the old one's
+                kept = {key: manifest[key] for key in ("recall", "vectors_generation",
+                                                       "keywords_generation")
+                        if key in manifest}  # the new files' names follow the old ones'
+                kept.setdefault("keywords_generation", 0)
                 fresh.store.set_manifest(kept)
                 added = fresh.add(documents, batch_size=batch_size)
                 vectors_file = fresh.manifest["vectors_file"]
+                keywords_folder = fresh.manifest["keywords_folder"]
                 fresh.store.close()
                 self.store.close()  # the last connection out folds the log in, where it can
                 damaged = f"{STORE_FILE}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -804,6 +938,8 @@ class Index:
                 (self.path / f"{STORE_FILE}-shm").unlink(missing_ok=True)
                 if vectors_file:
                     os.replace(draft / vectors_file, self.path / vectors_file)
+                if keywords_folder:
+                    os.replace(draft / keywords_folder, self.path / keywords_folder)
                 os.replace(draft / STORE_FILE, self.path / STORE_FILE)
             except OSError as exc:
                 raise WriteError(f"cannot repair {self.path}: {exc}; the damaged store is"
@@ -823,11 +959,11 @@ class Index:
 
     def compact(self) -> dict[str, int]:
         """Give back the space deleted documents left: rebuild the vector file from the vectors
-        that stay, merge the full-text index's segments, then VACUUM the store."""
+        that stay, rebuild the keyword index from the units that stay, then VACUUM the store."""
         before = self.size_on_disk()
         with self.writing():
             self.vectors.rebuild(self.vectors.factory)
-            self.store.optimize_fts()
+            self._rebuild_keywords()
             self._changed = True
         with self.locked(self.lock_timeout):
             try:
@@ -835,12 +971,19 @@ class Index:
             except (sqlite3.OperationalError, OSError) as exc:  # VACUUM needs room for a copy
                 raise WriteError(
                     f"cannot compact {self.path}: {exc}; the index is intact (the vector file"
-                    " was rebuilt, the store keeps its free pages until there is room)"
+                    " and keyword index were rebuilt, the store keeps its free pages until there"
+                    " is room)"
                 ) from None
         return {"bytes_before": before, "bytes_after": self.size_on_disk()}
 
     def size_on_disk(self) -> int:
-        return sum(file.stat().st_size for file in self.path.iterdir() if file.is_file())
+        return sum(self._file_sizes().values())
+
+    def _file_sizes(self) -> dict[str, int]:
+        """Bytes of each file in the folder (a keyword-index folder counts as one file)."""
+        return {entry.name: (entry.stat().st_size if entry.is_file() else sum(
+                    file.stat().st_size for file in entry.iterdir() if file.is_file()))
+                for entry in sorted(self.path.iterdir())}
 
     def tune(self, recall: float) -> tuple[int | None, float]:
         """Aim approximate search at a new recall@10 target: measure the nprobe / efSearch that
@@ -856,19 +999,21 @@ class Index:
     # ---- reading -------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def reading(self, vectors: bool = True):
-        """One read transaction: the store as of one commit and the vector file of that same
-        commit, whatever writers do meanwhile (in WAL mode they never block readers); without
-        ``vectors`` (a keyword search), the vector file is left unread."""
+    def reading(self, vectors: bool = True, keywords: bool = False):
+        """One read transaction: the store as of one commit and the vector file (and with
+        ``keywords`` the keyword index) of that same commit, whatever writers do meanwhile (in
+        WAL mode they never block readers); without ``vectors`` (a keyword search), the vector
+        file is left unread."""
         if self.store.conn.in_transaction:  # inside our own write: already consistent
             yield
             return
         for attempt in range(3):
             self.store.begin()
             try:
-                if not vectors:
-                    break
-                if self._vectors is None or self._vectors_file != self.manifest["vectors_file"]:
+                if keywords:
+                    self.keywords  # noqa: B018 - loads the generation this snapshot names
+                if vectors and (self._vectors is None
+                                or self._vectors_file != self.manifest["vectors_file"]):
                     self._reload_vectors()
                 break
             except CorruptIndexError:  # the file went away under a newer commit: start again
@@ -887,13 +1032,12 @@ class Index:
                options: SearchOptions | None = None) -> list[list[Hit]]:
         """Nearest units (or documents) for each query; see :func:`semsearch.search.search`."""
         options = options or SearchOptions()
-        with self.reading(vectors=options.mode != "keyword"):
+        with self.reading(vectors=options.mode != "keyword", keywords=options.mode != "dense"):
             return search(self, queries, options)
 
     def info(self) -> dict:
         manifest = self.manifest
-        files = {file.name: file.stat().st_size for file in sorted(self.path.iterdir())
-                 if file.is_file()}
+        files = self._file_sizes()
         return {
             "index": str(self.path), "documents": manifest["documents"],
             "units": manifest["units"], "vectors": manifest["vectors"], "unit": manifest["unit"],

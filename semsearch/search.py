@@ -23,12 +23,6 @@ class SearchStore(Protocol):
 
     def unit_count(self) -> int: ...
 
-    def filtered_unit_ids(self, where: dict[str, str] | None = None,
-                          cluster: tuple[int, int] | None = None) -> np.ndarray: ...
-
-    def keyword_search(self, text: str, limit: int, *, where: dict[str, str] | None = None,
-                       cluster: tuple[int, int] | None = None) -> list[tuple[float, int]]: ...
-
     def hits(self, ids: list[int]) -> dict[int, dict]: ...
 
     def document_ids(self, ids: list[int]) -> dict[int, str]: ...
@@ -68,6 +62,12 @@ class SearchSource(Protocol):
 
     @property
     def encoder(self) -> QueryEncoder: ...
+
+    def keyword_search(self, text: str, limit: int, *, where: dict[str, str] | None = None,
+                       cluster: tuple[int, int] | None = None) -> list[tuple[float, int]]: ...
+
+    def filtered_unit_ids(self, where: dict[str, str] | None = None,
+                          cluster: tuple[int, int] | None = None) -> np.ndarray: ...
 
 
 Mode = Literal["dense", "keyword", "hybrid"]
@@ -282,7 +282,7 @@ def search(index: SearchSource, queries: list[str] | str,
     if options.cluster is not None:
         run, number = cluster_reference(options.cluster)
         cluster = (index.store.cluster_run()["id"] if run is None else run, number)
-    subset = index.store.filtered_unit_ids(where, cluster) if where or cluster else None
+    subset = index.filtered_unit_ids(where, cluster) if where or cluster else None
     if subset is not None:
         available = len(subset)
     else:  # a keyword search leaves the vector file (and FAISS) unread
@@ -339,7 +339,7 @@ class _KeywordRankings:
     score of dense candidates without another query) and deeper only when a caller needs it."""
 
     def __init__(self, index: SearchSource, queries: list[str], where, cluster):
-        self.store, self.queries, self.where, self.cluster = index.store, queries, where, cluster
+        self.index, self.queries, self.where, self.cluster = index, queries, where, cluster
         self.rankings: list[tuple[list[tuple[float, int]], int]] = []
 
     def read(self, depth: int) -> None:
@@ -353,7 +353,7 @@ class _KeywordRankings:
         return found
 
     def _read(self, text: str, depth: int) -> list[tuple[float, int]]:
-        return self.store.keyword_search(text, depth, where=self.where, cluster=self.cluster)
+        return self.index.keyword_search(text, depth, where=self.where, cluster=self.cluster)
 
 
 def _top(index: SearchSource, rank: Callable[[int], list[Candidate]], k: int, available: int,

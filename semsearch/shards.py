@@ -77,7 +77,7 @@ class ShardReader:
         return self.index.store.unit_count()
 
     def filtered_unit_ids(self, where, cluster) -> np.ndarray:
-        return self.index.store.filtered_unit_ids(where, cluster)
+        return self.index.filtered_unit_ids(where, cluster)
 
     def top(self, query: np.ndarray, k: int, subset, effort) -> list[tuple[float, int]]:
         if subset is not None:
@@ -92,11 +92,11 @@ class ShardReader:
                         strict=True))
 
     def keyword_statistics(self, text: str):
-        return self.index.store.keyword_statistics(text)
+        return self.index.keyword_statistics(text)
 
     def keyword_search(self, text, limit, statistics, where, cluster):
-        return self.index.store.keyword_search_with(text, limit, statistics, where=where,
-                                                    cluster=cluster)
+        return self.index.keyword_search(text, limit, where=where, cluster=cluster,
+                                         statistics=statistics)
 
     def hits(self, ids: list[int]) -> dict[int, dict]:
         return self.index.store.hits(ids)
@@ -263,16 +263,6 @@ class _Store:
 
     def filtered_unit_ids(self, where=None, cluster=None) -> np.ndarray:
         return np.sort(np.concatenate(self._map("filtered_unit_ids", where, cluster)))
-
-    def keyword_search(self, text: str, limit: int, *, where=None, cluster=None):
-        counts = self._map("keyword_statistics", text)
-        statistics = (sum(c[0] for c in counts), sum(c[1] for c in counts),
-                      [sum(hits) for hits in zip(*(c[2] for c in counts), strict=True)])
-        if not statistics[0]:
-            return []
-        found = self._map("keyword_search", text, limit, statistics, where, cluster)
-        return sorted((pair for pairs in found for pair in pairs),
-                      key=lambda pair: (-pair[0], pair[1]))[:limit]
 
     def hits(self, ids: list[int]) -> dict[int, dict]:
         return _union(self._map("hits", ids))
@@ -565,8 +555,7 @@ class ShardedIndex:
         reports = self._each_shard(lambda shard: shard.check(repair, batch_size))
         summary = {"index": str(self.path),
                    **{key: all(r[key] for r in reports) for key in ("store_ok", "consistent")},
-                   "fts_ok": (False if any(r["fts_ok"] is False for r in reports) else
-                              None if any(r["fts_ok"] is None for r in reports) else True),
+                   "keywords_ok": all(r["keywords_ok"] for r in reports),
                    **{key: sum(r.get(key) or 0 for r in reports)
                       for key in ("units", "vectors", "missing", "extra")},
                    **{key: sum(r.get(key) or 0 for r in reports)  # shards with a damaged store
@@ -593,6 +582,23 @@ class ShardedIndex:
     def cluster_data(self) -> _ClusterData:
         """The shards' items, for :func:`semsearch.clustering.cluster_dataset`."""
         return _ClusterData(self)
+
+    def filtered_unit_ids(self, where: dict[str, str] | None = None,
+                          cluster: tuple[int, int] | None = None) -> np.ndarray:
+        return self.store.filtered_unit_ids(where, cluster)
+
+    def keyword_search(self, text: str, limit: int, *, where: dict[str, str] | None = None,
+                       cluster: tuple[int, int] | None = None) -> list[tuple[float, int]]:
+        """Every shard's best matches scored with statistics summed over all shards, merged."""
+        runner = self.runner
+        first, *others = runner.map(self.readers, "keyword_statistics", text)
+        statistics = sum(others, start=first)
+        if not statistics.units:
+            return []
+        found = runner.map(self.readers, "keyword_search", text, limit, statistics, where,
+                           cluster)
+        return sorted((pair for pairs in found for pair in pairs),
+                      key=lambda pair: (-pair[0], pair[1]))[:limit]
 
     def search(self, queries: list[str] | str,
                options: SearchOptions | None = None) -> list[list[Hit]]:

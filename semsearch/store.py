@@ -1,4 +1,4 @@
-"""The SQLite document store: documents, their units, a full-text index and the manifest.
+"""The SQLite document store: documents, their units, metadata, cluster runs and the manifest.
 
 Reads are plain SQL on a :mod:`sqlite3` connection; sqlite-utils (slow to import) is loaded only
 by the first write that needs it, so a one-shot query or ``info`` never imports it.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from semsearch.bm25 import FullTextStatistics, KeywordStatistics, bm25, keyword_query
 from semsearch.errors import CorruptIndexError, InputError
+from semsearch.keywords import FIELD_NAME
 from semsearch.readers import Document
 from semsearch.units import Unit
 
@@ -29,9 +28,6 @@ if TYPE_CHECKING:
     import sqlite_utils
 
 FORMAT_VERSION = 1
-# Chosen on SciFact train queries (benchmarks/hybrid_tuning.py): stemming beats plain unicode61.
-FTS_TOKENIZER = "porter"
-_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 # Salvage gives up on a damaged table after this many rowids in a row that cannot be read.
 SALVAGE_GAP = 100_000
 SALVAGE_COLUMNS = ("id", "source", "title", "text", "metadata", "structure")
@@ -41,7 +37,7 @@ _LATER_COLUMNS: dict[str, dict[str, str]] = {"documents": {"structure": "TEXT"},
                                              "units": {"heading": "TEXT", "page": "INTEGER"}}
 
 
-def _metadata_json(doc: Document) -> str:
+def metadata_json(doc: Document) -> str:
     """The last guard on what readers normalise: NaN or Infinity stored would make every later
     JSON answer that holds it invalid."""
     try:
@@ -82,7 +78,6 @@ class Store:
             raise
         except sqlite3.DatabaseError as exc:
             raise CorruptIndexError(f"{path} is not a semsearch store ({exc})") from None
-        self._keyword_statistics = FullTextStatistics(self.conn, "units_fts", FTS_TOKENIZER)
         self._missing_columns = self._add_later_columns()
 
     @cached_property
@@ -206,7 +201,7 @@ class Store:
         return f"{table_alias}.{name}" if self.has_column(table, name) else "null"
 
     def _connect(self) -> sqlite3.Connection:
-        # Searches read the full-text index on a worker thread while the encoder runs.
+        # Searches read unit texts on a worker thread while the encoder runs.
         if not self.read_only:
             return sqlite3.connect(self.path, timeout=30, check_same_thread=False)
         uri = Path(os.path.abspath(self.path)).as_uri()
@@ -235,8 +230,6 @@ class Store:
                 pk="id", foreign_keys=[("document_id", "documents", "id")],
             )
             self.db.table("units").create_index(["document_id", "ordinal"], unique=True)
-            self.db.table("units").enable_fts(["text"], tokenize=FTS_TOKENIZER,
-                                              create_triggers=True)
             self.db.table("manifest").create({"key": str, "value": str}, pk="key")
             self.set_manifest({"format_version": FORMAT_VERSION, "created": _now(),
                                "next_unit_id": 0, **manifest})
@@ -274,7 +267,7 @@ class Store:
         now = _now()
         self.db.table("documents").insert_all(
             ({"id": doc.id, "source": doc.source, "title": doc.title, "text": doc.text,
-              "metadata": _metadata_json(doc), "structure": doc.structure,
+              "metadata": metadata_json(doc), "structure": doc.structure,
               "content_hash": doc.content_hash, "created": now, "updated": now}
              for doc in documents),
             batch_size=200,
@@ -351,6 +344,13 @@ class Store:
             yield from self.conn.execute(
                 f"select id, text from units where id in ({marks}) order by id", chunk)
 
+    def keyword_rows(self) -> Iterator[tuple[int, str, str]]:
+        """(unit id, text, its document's metadata as JSON) of every unit, in id order: what
+        the keyword index is rebuilt from."""
+        yield from self.conn.execute(
+            "select u.id, u.text, d.metadata from units u join documents d"
+            " on d.id = u.document_id order by u.id")
+
     def units_with_titles(self, ids: Iterable[int]) -> Iterator[tuple[int, Unit, str]]:
         """(id, unit, its document's title) of each unit id, in id order: what is needed to
         embed it again as it was (``index.embedded_text``)."""
@@ -380,49 +380,6 @@ class Store:
         clause, params = self._scope_sql(where, cluster)
         sql = f"select u.id from units u join documents d on d.id = u.document_id where {clause}"
         return np.array([row[0] for row in self.conn.execute(sql, params)], dtype=np.int64)
-
-    def keyword_search(
-        self, text: str, limit: int, *, where: dict[str, str] | None = None,
-        cluster: tuple[int, int] | None = None, drop_stop_words: bool = True,
-    ) -> list[tuple[float, int]]:
-        """BM25 (higher is better) and unit id of the best keyword matches for ``text``, inside
-        the ``where`` filter and ``cluster``."""
-        query = keyword_query(text, drop_stop_words)
-        if not query or limit < 1:
-            return []
-        sql = "select units_fts.rowid, -bm25(units_fts) from units_fts"
-        clauses = ["units_fts match ?"]
-        params: list[str | int] = [query]
-        if where or cluster:
-            sql += (" join units u on u.id = units_fts.rowid"
-                    " join documents d on d.id = u.document_id")
-            clause, scope_params = self._scope_sql(where, cluster)
-            clauses.append(clause)
-            params += scope_params
-        # Ties go to the lower unit id, as in dense search (so shards merge exactly).
-        sql += f" where {' and '.join(clauses)} order by rank, units_fts.rowid limit ?"
-        return [(score, unit_id) for unit_id, score in self.conn.execute(sql, [*params, limit])]
-
-    # ---- BM25 with statistics from elsewhere (a sharded index's other shards) ----------------
-
-    def keyword_statistics(self, text: str) -> KeywordStatistics:
-        """(rows, tokens, rows holding each phrase) of ``text``'s keyword query here."""
-        return self._keyword_statistics.of(text)
-
-    def keyword_search_with(
-        self, text: str, limit: int, statistics: KeywordStatistics, *,
-        where: dict[str, str] | None = None, cluster: tuple[int, int] | None = None,
-    ) -> list[tuple[float, int]]:
-        """:meth:`keyword_search` scored with corpus-wide ``statistics`` (summed
-        :meth:`keyword_statistics` of every shard), as FTS5's bm25() would score it."""
-        frequencies = self._keyword_statistics.phrase_frequencies(text)
-        candidates = set().union(*frequencies)
-        if where or cluster:
-            candidates &= set(self.filtered_unit_ids(where, cluster).tolist())
-        if not candidates or limit < 1:
-            return []
-        sizes = self._keyword_statistics.sizes(sorted(candidates))
-        return bm25(statistics, frequencies, sizes)[:limit]
 
     def document_ids(self, ids: list[int]) -> dict[int, str]:
         """The document of each unit id."""
@@ -475,20 +432,11 @@ class Store:
             " and ordinal != ? order by ordinal",
             [document_id, ordinal - radius, ordinal + radius, ordinal]).fetchall()
 
-    def fts_ok(self) -> bool | None:
-        """Whether the full-text index agrees with the units; None where it cannot be checked
-        (FTS5's check is an INSERT, which a read-only store refuses)."""
-        if self.read_only:
-            return None
-        try:
-            self._execute("insert into units_fts(units_fts) values('integrity-check')")
-            return True
-        except sqlite3.DatabaseError:
-            return False
-
-    def optimize_fts(self) -> None:
-        """Merge the full-text index's segments (drops what deleted rows left behind)."""
-        self._execute("insert into units_fts(units_fts) values('optimize')")
+    def drop_fts(self) -> None:
+        """Drop the FTS5 table an index made before the keyword index kept (and its triggers)."""
+        for trigger in ("units_ai", "units_ad", "units_au"):  # as sqlite-utils names them
+            self._execute(f"drop trigger if exists {trigger}")
+        self._execute("drop table if exists units_fts")
 
     def vacuum(self) -> None:
         """Rewrite the database without free pages and empty the write-ahead log (no open
@@ -496,21 +444,13 @@ class Store:
         self._execute("vacuum")
         self._execute("pragma wal_checkpoint(truncate)")
 
-    def rebuild_fts(self, tokenizer: str | None = None) -> None:
-        """Rebuild the full-text index from the units; with ``tokenizer``, recreate it so."""
-        if tokenizer is None:
-            self._execute("insert into units_fts(units_fts) values('rebuild')")
-        else:
-            self.db.table("units").enable_fts(["text"], tokenize=tokenizer, create_triggers=True,
-                                              replace=True)
-
     def _scope_sql(self, where: dict[str, str] | None,
                    cluster: tuple[int, int] | None) -> tuple[str, list[str | int]]:
         """SQL condition on units ``u`` and their documents ``d``."""
         clauses = ["1"]
         params: list[str | int] = []
         for key, value in (where or {}).items():
-            if not _FIELD_NAME.match(key):
+            if not FIELD_NAME.match(key):
                 raise InputError(f"--where: invalid field name {key!r}")
             # A list (tags: [NLP, BERT]) matches when it holds the value; a scalar when it is it.
             clauses.append(

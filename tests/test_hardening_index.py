@@ -130,7 +130,7 @@ def test_check_repair_ends_by_saying_it_repaired(run, tmp_path, corpus, fake_mod
     assert broken[-1] == "run `semsearch check --repair` to fix it"
     repaired = lines(run("check", "-i", index, "--repair"))
     assert repaired == [f"{index}: repaired — 8 units, 0 vectors, 8 missing, 0 extra, store ok,"
-                        " full-text index ok, vectors file rebuilt"]  # before: "run `check`..."
+                        " keyword index ok, vectors file rebuilt"]  # before: "run `check`..."
 
 
 # ---- a read-only copy -------------------------------------------------------------------------
@@ -161,7 +161,7 @@ def test_a_read_only_copy_can_be_searched_and_refuses_writes_in_one_line(
     assert hits[0]["text"] == "Bake the bread in a hot oven."  # before: "not a semsearch store"
     assert run_json("query", "-i", read_only_copy, "oven", "--mode", "hybrid")[0]["hits"]
     report = run_json("check", "-i", read_only_copy)
-    assert report["consistent"] and report["fts_ok"] is None  # FTS5's check needs a write
+    assert report["consistent"] and report["keywords_ok"]
     assert run_json("info", "-i", read_only_copy)["documents"] == 3
     note = tmp_path / "note.txt"
     note.write_text("A new note.")

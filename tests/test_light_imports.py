@@ -1,5 +1,5 @@
-"""The read path stays light: opening a store and reading it (manifest, keyword search, a
-document, the check of the full-text index) imports no heavy library. Each check runs in a fresh
+"""The read path stays light: opening a store and reading it (manifest, units, a document,
+cluster runs, a keyword query's terms) imports no heavy library. Each check runs in a fresh
 interpreter, where nothing else has imported them first."""
 
 import json
@@ -55,23 +55,22 @@ from pathlib import Path
 import semsearch.bm25
 from semsearch.store import Store
 store = Store(Path({str(store_path)!r}))
-hits = store.keyword_search("the sleeping cats", 5)
-answer = {{"manifest": store.manifest(), "hits": [unit_id for _, unit_id in hits],
+answer = {{"manifest": store.manifest(), "texts": list(store.unit_texts([2, 0])),
           "units": store.count("units"), "document": store.document("pets")["title"],
           "neighbours": store.neighbours("pets", 0, 1), "runs": store.cluster_runs(),
-          "assignments": store.cluster_assignments(1), "fts_ok": store.fts_ok(),
-          "query": semsearch.bm25.keyword_query("what do the cats do")}}
+          "assignments": store.cluster_assignments(1),
+          "query": semsearch.bm25.query_terms("what do the sleeping cats do")}}
 store.close()
 """)
     assert answer["heavy"] == []
     assert answer["manifest"]["model"] == "fake" and answer["manifest"]["next_unit_id"] == 0
-    assert answer["hits"] == [0]
+    assert answer["texts"] == [[0, "Cats sleep for most of the day."],
+                               [2, "The Moon orbits the Earth."]]
     assert answer["units"] == 3
     assert answer["document"] == "Pets"
     assert answer["neighbours"] == [[1, "Dogs need a walk."]]
     assert answer["runs"] == [] and answer["assignments"] == []
-    assert answer["fts_ok"] is True
-    assert answer["query"] == '"cats"'
+    assert answer["query"] == ["sleep", "cat"]
 
 
 def test_opening_an_older_store_adds_its_columns_without_sqlite_utils(store_path):

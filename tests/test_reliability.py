@@ -23,11 +23,12 @@ from semsearch.search import SearchOptions
 
 SEMSEARCH = str(Path(sys.executable).parent / "semsearch")
 # Runs `semsearch` with one function wrapped so that its N-th call SIGKILLs the process just
-# before or just after it runs: the edges of each vector-file save and SQLite commit.
+# before or just after it runs: the edges of each vector-file save, keyword-index commit (and
+# the removal of the generation it replaces) and SQLite commit.
 KILLER = """
-import os, signal, sys
+import os, shutil, signal, sys
 import semsearch
-import semsearch.cli, semsearch.vectors, sqlite_utils
+import semsearch.cli, semsearch.keywords, semsearch.vectors, sqlite_utils
 from pathlib import Path
 
 target, when, nth = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -36,6 +37,8 @@ owner, name = {
     "rename": (os, "replace"),
     "commit": (sqlite_utils.Database, "commit"),
     "unlink": (Path, "unlink"),
+    "keywords": (semsearch.keywords.KeywordDraft, "commit"),
+    "rmtree": (shutil, "rmtree"),
 }[target]
 original, calls = getattr(owner, name), [0]
 
@@ -51,7 +54,8 @@ def wrapper(*args, **kwargs):
 setattr(owner, name, wrapper)
 semsearch.cli.cli(sys.argv[4:])
 """
-EDGES = [(target, when, nth) for target in ("save", "rename", "commit", "unlink")
+EDGES = [(target, when, nth) for target in ("save", "rename", "commit", "unlink",
+                                                      "keywords", "rmtree")
          for when in ("before", "after") for nth in (1, 2)]
 
 
@@ -103,8 +107,11 @@ def snapshot(path: Path) -> dict:
     hits = [[(h.unit_id, round(h.score, 4)) for h in found] for found in index.search(
         ["violins and glaciers", "number 42", "markets"],
         SearchOptions(k=10, mode="hybrid", where={"group": "3"}))]
+    words = [[(h.unit_id, round(h.score, 4)) for h in found] for found in index.search(
+        ["rivers number", "violins 42"], SearchOptions(k=20, mode="keyword"))]
     return {"documents": documents, "units": units, "ids": ids,
-            "vectors": index.vectors.vectors(ids), "hits": hits}
+            "vectors": index.vectors.vectors(ids), "hits": hits,
+            "keyword_ids": index.keywords.unit_ids(), "keyword_hits": words}
 
 
 def same_index(path: Path, expected: dict) -> bool:
@@ -112,7 +119,9 @@ def same_index(path: Path, expected: dict) -> bool:
     return (found["documents"] == expected["documents"] and found["units"] == expected["units"]
             and np.array_equal(found["ids"], expected["ids"])
             and np.allclose(found["vectors"], expected["vectors"], atol=1e-4)
-            and found["hits"] == expected["hits"])
+            and found["hits"] == expected["hits"]
+            and np.array_equal(found["keyword_ids"], expected["keyword_ids"])
+            and found["keyword_hits"] == expected["keyword_hits"])
 
 
 def recover_and_finish(path: Path, corpus: Path, model: Path, run) -> bool:
@@ -166,9 +175,10 @@ def run_kill_test(points, corpus, reference, tmp_path, run, model) -> dict:
 def test_killed_index_runs_recover_to_the_same_index(corpus, reference, tmp_path, run,
                                                      fake_model):
     points = kill_points(2, [("save", "after", 1), ("commit", "before", 2),
-                             ("unlink", "after", 1)])
+                             ("unlink", "after", 1), ("keywords", "after", 1),
+                             ("rmtree", "before", 1)])
     tally = run_kill_test(points, corpus, reference, tmp_path, run, fake_model)
-    assert tally["killed"] >= 3  # the fault points always fire
+    assert tally["killed"] >= 5  # the fault points always fire
     assert tally["lost or duplicated"] == 0 and tally["different"] == 0
 
 
