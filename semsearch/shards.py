@@ -81,13 +81,13 @@ class ShardReader:
 
     def top(self, query: np.ndarray, k: int, subset, effort) -> list[tuple[float, int]]:
         if subset is not None:
-            subset = np.intersect1d(subset, self.index.vectors.ids())
+            subset = self.index.vectors.held(np.unique(subset))
             if not len(subset):
                 return []
         return self.index.vectors.top(query, k, subset, effort)
 
     def scores(self, query: np.ndarray, ids: np.ndarray) -> dict[int, float]:
-        held = np.intersect1d(ids, self.index.vectors.ids())
+        held = self.index.vectors.held(np.unique(ids))
         return dict(zip(held.tolist(), self.index.vectors.scores(query, held).tolist(),
                         strict=True))
 

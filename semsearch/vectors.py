@@ -85,6 +85,7 @@ class VectorIndex:
         self.factory = factory
         self.effort = effort  # nprobe (IVF) or efSearch (HNSW) chosen by :meth:`tune`
         self._gpu_index = None
+        self._held: np.ndarray | None = None  # id → whether it is held, built on first need
 
     @classmethod
     def empty(cls, dimension: int, factory: str = "Flat") -> VectorIndex:
@@ -184,7 +185,7 @@ class VectorIndex:
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids):
             self.index.add_with_ids(vectors, ids.astype(np.int64))
-            self._gpu_index = None
+            self._gpu_index = self._held = None
 
     def remove(self, ids: np.ndarray) -> None:
         if not len(ids):
@@ -194,7 +195,7 @@ class VectorIndex:
         except RuntimeError:  # e.g. HNSW cannot delete: rebuild from what stays
             keep = np.setdiff1d(self.ids(), ids)
             self.rebuild(self.factory, keep)
-        self._gpu_index = None
+        self._gpu_index = self._held = None
 
     def rebuild(self, factory: str, keep: np.ndarray | None = None) -> None:
         """Move the vectors (all, or ``keep``) into a new index of type ``factory``."""
@@ -206,8 +207,18 @@ class VectorIndex:
         for start in range(0, len(ids), REBUILD_SLICE):  # never a second copy of them all
             fresh.add(ids[start:start + REBUILD_SLICE],
                       self.vectors(ids[start:start + REBUILD_SLICE]))
-        self.index, self.factory, self._gpu_index = fresh.index, factory, None
+        self.index, self.factory, self._gpu_index, self._held = fresh.index, factory, None, None
         self.effort = None
+
+    def held(self, ids: np.ndarray) -> np.ndarray:
+        """Those of ``ids`` (sorted, unique) that this file holds, in order: a lookup table
+        instead of a set intersection with every id (half a second at a million)."""
+        if self._held is None:
+            held = self.ids()
+            self._held = np.zeros(int(held.max(initial=-1)) + 1, dtype=bool)
+            self._held[held] = True
+        inside = ids[(ids >= 0) & (ids < len(self._held))]
+        return inside[self._held[inside]]
 
     @property
     def approximate(self) -> bool:
@@ -274,7 +285,7 @@ class VectorIndex:
         import faiss
         k = max(1, min(k, self.ntotal))
         if subset is not None:
-            subset = np.intersect1d(subset, self.ids())
+            subset = self.held(np.unique(subset))
             if len(subset) <= EXACT_SUBSET_LIMIT:
                 return _exact(queries, self.vectors(subset), subset, k)
             scores, ids = self._search(queries, k, faiss.IDSelectorBatch(subset), effort)
