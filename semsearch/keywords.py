@@ -29,6 +29,8 @@ import re
 import shutil
 import sqlite3
 import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,9 @@ FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 WRITER_HEAP = 100_000_000
 _TANTIVY_LOCKS = frozenset({".tantivy-meta.lock", ".tantivy-writer.lock"})
 _SLACK = 1.0001  # tantivy scores in float32
+# Filters whose unit ids a generation keeps (Lucene keeps filters' bit sets the same way):
+# collecting 100k ids from tantivy takes 25 ms, a dense search inside them 1 ms.
+FILTER_CACHE = 8
 # What ``cast(... as text)`` makes of each top-level value (each element of a list) in the
 # store's SQL filter: computed by SQLite itself, so both filters agree on every JSON type.
 _FIELD_TERMS_SQL = (
@@ -133,6 +138,8 @@ class KeywordIndex:
         self._searcher: Any = None
         self._tantivy_totals: tuple[int, float] | None = None
         self._copy: tempfile.TemporaryDirectory | None = None  # removed with this object
+        self._filtered: OrderedDict[tuple[str, ...], np.ndarray] = OrderedDict()
+        self._filtered_lock = threading.Lock()
         self.has_deletes = folder is not None and any(
             file.suffix == ".del" for file in folder.iterdir())
 
@@ -248,7 +255,24 @@ class KeywordIndex:
 
     def unit_ids(self, filters: Sequence[str] = ()) -> np.ndarray:
         """The unit ids held (for ``check``), or with ``filters`` those whose documents have
-        every filter term (the subset a filtered dense search ranks), in order."""
+        every filter term (the subset a filtered dense search ranks), in order; the last
+        ``FILTER_CACHE`` filters' ids are kept (read-only), as this generation never changes."""
+        key = tuple(sorted(set(filters)))
+        if key:
+            with self._filtered_lock:
+                if key in self._filtered:
+                    self._filtered.move_to_end(key)
+                    return self._filtered[key]
+        ids = self._collect(key)
+        if key:
+            ids.flags.writeable = False
+            with self._filtered_lock:
+                self._filtered[key] = ids
+                while len(self._filtered) > FILTER_CACHE:
+                    self._filtered.popitem(last=False)
+        return ids
+
+    def _collect(self, filters: Sequence[str]) -> np.ndarray:
         import tantivy
 
         if self._searcher is None:
@@ -257,9 +281,9 @@ class KeywordIndex:
             [(tantivy.Occur.Must, tantivy.Query.const_score_query(
                 tantivy.Query.term_query(self._index.schema, "fields", term), 0.0))
              for term in filters])
-        hits = self._searcher.search(query, max(self.units, 1), count=False).hits
-        return np.sort(np.array(self._searcher.fast_field_values(
-            "id", [address for _, address in hits]), dtype=np.int64))
+        hits = self._searcher.search(query, max(self.units, 1), count=False,
+                                     order_by_field="id", order=tantivy.Order.Asc).hits
+        return np.array([unit_id for unit_id, _ in hits], dtype=np.int64)
 
     def tokens_of(self, ids: list[int]) -> list[int]:
         """The lengths of those of ``ids`` this generation holds."""

@@ -282,10 +282,12 @@ def search(index: SearchSource, queries: list[str] | str,
     if options.cluster is not None:
         run, number = cluster_reference(options.cluster)
         cluster = (index.store.cluster_run()["id"] if run is None else run, number)
-    subset = index.filtered_unit_ids(where, cluster) if where or cluster else None
+    # a keyword search filters inside the keyword index and leaves the vector file unread
+    filtered = bool(where or cluster) and mode != "keyword"
+    subset = index.filtered_unit_ids(where, cluster) if filtered else None
     if subset is not None:
         available = len(subset)
-    else:  # a keyword search leaves the vector file (and FAISS) unread
+    else:
         available = index.store.unit_count() if mode == "keyword" else index.vectors.ntotal
     if not queries:
         return []
@@ -294,7 +296,9 @@ def search(index: SearchSource, queries: list[str] | str,
     keyword = _KeywordRankings(index, queries, where, cluster) if mode != "dense" else None
     with ThreadPoolExecutor(max_workers=1) as pool:  # BM25 runs while the queries are embedded
         if keyword is not None:
-            pending = pool.submit(keyword.read, HYBRID_CANDIDATES)
+            # fusion looks up dense candidates' keyword scores; keyword mode reads k deep
+            # first (deeper only where by_document needs more)
+            pending = pool.submit(keyword.read, HYBRID_CANDIDATES if mode == "hybrid" else k)
         embedded = None
         if mode != "keyword":
             with index.encoder.sharing_cpu() if keyword is not None else nullcontext():

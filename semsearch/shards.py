@@ -81,13 +81,13 @@ class ShardReader:
 
     def top(self, query: np.ndarray, k: int, subset, effort) -> list[tuple[float, int]]:
         if subset is not None:
-            subset = self.index.vectors.held(np.unique(subset))
+            subset = self.index.vectors.held(subset)
             if not len(subset):
                 return []
         return self.index.vectors.top(query, k, subset, effort)
 
     def scores(self, query: np.ndarray, ids: np.ndarray) -> dict[int, float]:
-        held = self.index.vectors.held(np.unique(ids))
+        held = self.index.vectors.held(ids)
         return dict(zip(held.tolist(), self.index.vectors.scores(query, held).tolist(),
                         strict=True))
 

@@ -301,7 +301,10 @@ class Store:
         return self.conn.execute(f"select count(*) from [{table}]").fetchone()[0]
 
     def unit_count(self) -> int:
-        return self.count("units")
+        """The units as of the last commit, from the manifest: ``count(*)`` reads the whole
+        table (6 ms at a million units, on every keyword query)."""
+        row = self.conn.execute("select value from manifest where key = 'units'").fetchone()
+        return int(json.loads(row[0])) if row else self.count("units")
 
     def readable_rows(self, table: str, columns: Iterable[str]) -> Iterator[tuple]:
         """The rows of a damaged table that can still be read, in rowid order: scanned in
@@ -376,9 +379,10 @@ class Store:
     def filtered_unit_ids(self, where: dict[str, str] | None = None,
                           cluster: tuple[int, int] | None = None) -> np.ndarray:
         """Units whose document metadata matches every ``key=value`` (compared as text) and,
-        with ``cluster`` = (run, cluster), that belong to that cluster."""
+        with ``cluster`` = (run, cluster), that belong to that cluster; in id order."""
         clause, params = self._scope_sql(where, cluster)
-        sql = f"select u.id from units u join documents d on d.id = u.document_id where {clause}"
+        sql = (f"select u.id from units u join documents d on d.id = u.document_id where {clause}"
+               " order by u.id")
         return np.array([row[0] for row in self.conn.execute(sql, params)], dtype=np.int64)
 
     def document_ids(self, ids: list[int]) -> dict[int, str]:

@@ -211,14 +211,20 @@ class VectorIndex:
         self.effort = None
 
     def held(self, ids: np.ndarray) -> np.ndarray:
-        """Those of ``ids`` (sorted, unique) that this file holds, in order: a lookup table
-        instead of a set intersection with every id (half a second at a million)."""
+        """Those of ``ids`` (any order, repeats allowed) that this file holds, sorted and
+        unique: by a lookup table, not a set intersection with every id (half a second at a
+        million) nor a sort (numpy's unique takes 15 ms for 100k ids)."""
+        return np.flatnonzero(self._held_mask(ids))
+
+    def _held_mask(self, ids: np.ndarray) -> np.ndarray:
+        """True at each of ``ids`` this file holds, over the whole id range."""
         if self._held is None:
             held = self.ids()
             self._held = np.zeros(int(held.max(initial=-1)) + 1, dtype=bool)
             self._held[held] = True
-        inside = ids[(ids >= 0) & (ids < len(self._held))]
-        return inside[self._held[inside]]
+        ids, mask = np.asarray(ids), np.zeros(len(self._held), dtype=bool)
+        mask[ids[(ids >= 0) & (ids < len(self._held))]] = True
+        return mask & self._held
 
     @property
     def approximate(self) -> bool:
@@ -285,10 +291,15 @@ class VectorIndex:
         import faiss
         k = max(1, min(k, self.ntotal))
         if subset is not None:
-            subset = self.held(np.unique(subset))
+            mask = self._held_mask(subset)
+            subset = np.flatnonzero(mask)
             if len(subset) <= EXACT_SUBSET_LIMIT:
                 return _exact(queries, self.vectors(subset), subset, k)
-            scores, ids = self._search(queries, k, faiss.IDSelectorBatch(subset), effort)
+            # a bitmap: built in microseconds, where IDSelectorBatch's hash set of 100k ids
+            # takes 7 ms and its lookups slow the search 30-fold
+            bitmap = np.packbits(mask, bitorder="little")
+            selector = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
+            scores, ids = self._search(queries, k, selector, effort)
             if (ids >= 0).sum(axis=1).min() < min(k, len(subset)):  # an ANN index came up short
                 return _exact(queries, self.vectors(subset), subset, k)
             return scores, ids

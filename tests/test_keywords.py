@@ -70,6 +70,25 @@ def test_filters_keep_the_search_exact_and_complete(index):
     assert tagged == exact(index, "heron river otter", 30, lambda m: "t1" in m["tags"])
 
 
+def test_filtered_ids_are_the_stores_and_follow_every_write(index, tmp_path):
+    where = {"group": "1"}
+    first = index.filtered_unit_ids(where)
+    assert np.array_equal(first, index.store.filtered_unit_ids(where))
+    assert index.filtered_unit_ids(where) is first  # kept for this generation
+    reader = Index.open(tmp_path / "idx")
+    assert np.array_equal(reader.filtered_unit_ids(where), first)
+    index.add([Document(id="new", source="test", text="heron", metadata={"group": "1"})])
+    index.remove(["d1"], ids_only=True)
+    for opened in (index, reader):  # the writer, and a reader of the new generation
+        with opened.reading():
+            assert np.array_equal(opened.filtered_unit_ids(where),
+                                  index.store.filtered_unit_ids(where))
+            hits = opened.search("heron", SearchOptions(mode="dense", k=500, where=where))[0]
+        assert {hit.document_id for hit in hits} == {
+            doc for doc, in index.store.conn.execute(
+                "select id from documents where json_extract(metadata, '$.group') = '1'")}
+
+
 def test_statistics_from_elsewhere_score_as_the_whole_corpus_would(index):
     terms = query_terms("heron moon")
     own = index.keywords.statistics(terms)
