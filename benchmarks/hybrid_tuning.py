@@ -17,7 +17,7 @@ from semsearch.evaluation import rank_documents, retrieval_metrics
 from semsearch.search import SearchOptions
 
 RRF_KS = [5, 10, 20, 40, 60, 100]
-ALPHAS = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
+ALPHAS = [0.2, 0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.8]
 
 
 def main() -> None:

@@ -78,7 +78,7 @@ FUSIONS: tuple[str, ...] = get_args(FusionMethod)
 DEFAULT_MODE = "hybrid"
 DEFAULT_FUSION = "weighted"
 DEFAULT_RRF_K = 10
-DEFAULT_ALPHA = 0.6
+DEFAULT_ALPHA = 0.65
 # Each ranking hands this many candidates (at least) to the fusion; dense candidates below the
 # BM25 top this deep score 0 on keywords (reading 1000 deep gained 0.05 nDCG@10 on SciFact).
 HYBRID_CANDIDATES = 100
