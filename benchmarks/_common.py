@@ -54,13 +54,15 @@ def beir_arguments(description: str):
     return parser
 
 
-def beir_index(folder: str, split: str, index_dir: str, model: str | None = None):
+def beir_index(folder: str, split: str, index_dir: str, model: str | None = None,
+               **settings):
     """The BEIR corpus in a semsearch index at ``index_dir`` (built once, then reused: unchanged
-    documents are skipped), with the split's queries and judgements."""
+    documents are skipped), with the split's queries and judgements; ``settings``: index
+    settings beyond document units (the defaults otherwise)."""
     from semsearch.evaluation import read_beir
     from semsearch.index import Index
 
     documents, queries, qrels = read_beir(folder, split)
-    index = Index.open_or_create(index_dir, model=model, unit="document")
+    index = Index.open_or_create(index_dir, model=model, unit="document", **settings)
     index.add(documents)
     return index, queries, qrels

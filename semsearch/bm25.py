@@ -84,14 +84,14 @@ def query_terms(text: str, drop_stop_words: bool = True) -> list[str]:
 
 
 def bm25(statistics: KeywordStatistics, terms: Sequence[str],
-         texts: Iterable[tuple[int, str]]) -> list[tuple[float, int]]:
-    """(score, unit id) of each unit of ``texts``, best first, ties to the lower unit id (as in
-    dense search, so shards merge exactly); a unit without any query term is left out."""
+         analysed: Iterable[tuple[int, Sequence[str]]]) -> list[tuple[float, int]]:
+    """(score, unit id) of each unit of ``analysed`` (its tokens, :func:`analyze`'s), best
+    first, ties to the lower unit id (as in dense search, so shards merge exactly); a unit
+    without any query term is left out."""
     weights = dict(zip(terms, statistics.idf(), strict=True))
     average_length = statistics.average_length or 1.0
     scored = []
-    for unit_id, text in texts:
-        tokens = analyze(text)
+    for unit_id, tokens in analysed:
         counts = Counter(token for token in tokens if token in weights)
         if not counts:
             continue

@@ -249,6 +249,13 @@ def cli(ctx, precision, backend):
 @click.option("--context", type=click.Choice(UNIT_CONTEXTS), default=None,
               help="What is embedded with each unit: nothing but its text, its document's title,"
                    " or the title and the unit's heading path. Default: heading.")
+@click.option("--sentence-vectors/--no-sentence-vectors", default=None,
+              help="With passage or document units: embed each of a unit's sentences too, and"
+                   " score a unit by the mean of its own and its best sentence's similarity"
+                   " (default; indexing takes about twice as long).")
+@click.option("--document-keywords/--unit-keywords", default=None,
+              help="With --unit document: keyword (BM25) scores of whole documents (default),"
+                   " or of each chunk.")
 @click.option("--faiss", "faiss_factory", default=None, metavar="FACTORY",
               help="FAISS factory string (Flat, HNSW32, IVF1024,SQ8 ...). Default: auto (exact"
                    " below 100k units, IVF above).")
@@ -300,9 +307,10 @@ def cli(ctx, precision, backend):
 @timeout_option
 @json_option
 def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chunk, context,
-          faiss_factory, recall, glob, fmt, text_field, id_field, title_field, title_from, code,
-          encoding, max_document_mb, exclude, follow_symlinks, commit_every, shards, ray_address,
-          workers, prepare, watch, batch_size, timeout, as_json):
+          sentence_vectors, document_keywords, faiss_factory, recall, glob, fmt, text_field,
+          id_field, title_field, title_from, code, encoding, max_document_mb, exclude,
+          follow_symlinks, commit_every, shards, ray_address, workers, prepare, watch,
+          batch_size, timeout, as_json):
     """Add files, folders (recursively) or - (stdin) to an index.
 
     Unchanged documents are skipped, changed ones replaced. Formats: .txt, .md (YAML front
@@ -336,7 +344,8 @@ def index(paths, index_name, model, pooling, unit, passage_tokens, overlap, chun
                           max_document_mb=max_document_mb, exclude=exclude,
                           follow_symlinks=follow_symlinks, title_from=title_from, code=code)
     settings = {"unit": unit, "faiss": faiss_factory, "passage_tokens": passage_tokens,
-                "overlap": overlap, "chunk": chunk, "context": context}
+                "overlap": overlap, "chunk": chunk, "context": context,
+                "sentence_vectors": sentence_vectors, "document_keywords": document_keywords}
     idx = open_or_create(index_name, shards=shards, model=model, pooling=pooling,
                          settings={key: value for key, value in settings.items()
                                    if value is not None},
@@ -843,6 +852,10 @@ def eval_sts(file, model, pooling, batch_size, as_json):
 @click.option("--unit", type=click.Choice(UNIT_KINDS), default="document", show_default=True)
 @click.option("--chunk/--no-chunk", default=True, show_default=True,
               help="Split long documents into several units (scored by the best one).")
+@click.option("--sentence-vectors/--no-sentence-vectors", default=True, show_default=True,
+              help="Score each unit with its best sentence too (as `index` does).")
+@click.option("--document-keywords/--unit-keywords", default=True, show_default=True,
+              help="With --unit document: BM25 of whole documents, or of each chunk.")
 @click.option("--hold-out", type=click.FloatRange(0, 0.9), default=0.0,
               help="Score only the queries that `semsearch train --hold-out` held back.")
 @click.option("--mode", "modes", type=click.Choice(MODES), multiple=True,
@@ -853,8 +866,8 @@ def eval_sts(file, model, pooling, batch_size, as_json):
 @pooling_option
 @batch_option
 @json_option
-def eval_retrieval(folder, split, unit, chunk, hold_out, modes, fusion, rrf_k, alpha, model,
-                   pooling, batch_size, as_json):
+def eval_retrieval(folder, split, unit, chunk, sentence_vectors, document_keywords, hold_out,
+                   modes, fusion, rrf_k, alpha, model, pooling, batch_size, as_json):
     """nDCG@10, MRR@10 and Recall@100 on a BEIR folder (corpus, queries, qrels)."""
     from tqdm import tqdm
 
@@ -864,9 +877,9 @@ def eval_retrieval(folder, split, unit, chunk, hold_out, modes, fusion, rrf_k, a
         result = evaluate_retrieval(
             folder, split=split, modes=modes or (DEFAULT_MODE,),
             fusion=SearchOptions(fusion=fusion, rrf_k=rrf_k, alpha=alpha), model=model,
-            pooling=pooling, unit=unit,
-            chunk=chunk, batch_size=batch_size, hold_out=hold_out, progress=bar.update,
-            runtime=_runtime())
+            pooling=pooling, unit=unit, chunk=chunk, sentence_vectors=sentence_vectors,
+            document_keywords=document_keywords, batch_size=batch_size, hold_out=hold_out,
+            progress=bar.update, runtime=_runtime())
     if as_json:
         _print_json(result)
         return

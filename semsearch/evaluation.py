@@ -126,7 +126,8 @@ def rank_documents(index: Index, queries: dict[str, str],
 def evaluate_retrieval(
     folder: str | Path, *, split: str = "test", modes: Sequence[str] = (DEFAULT_MODE,),
     fusion: SearchOptions | None = None, model: str | None = None, pooling: str | None = None,
-    unit: str = "document", chunk: bool = True, batch_size: int = 32, hold_out: float = 0.0,
+    unit: str = "document", chunk: bool = True, sentence_vectors: bool = True,
+    document_keywords: bool = True, batch_size: int = 32, hold_out: float = 0.0,
     progress: Callable[[int], None] | None = None, runtime: Runtime | None = None,
 ) -> dict:
     """Index the corpus into a temporary index (the same path as ``semsearch index``) and score
@@ -140,7 +141,10 @@ def evaluate_retrieval(
         raise InputError(f"{folder}: no queries have judgements in qrels/{split}.tsv")
     with tempfile.TemporaryDirectory(prefix="semsearch-eval-") as tmp:
         index = Index.create(Path(tmp) / "index", model=model, pooling=pooling,
-                             settings=IndexSettings(unit=unit, chunk=chunk), runtime=runtime)
+                             settings=IndexSettings(unit=unit, chunk=chunk,
+                                                    sentence_vectors=sentence_vectors,
+                                                    document_keywords=document_keywords),
+                             runtime=runtime)
         index.add(documents, batch_size=batch_size, progress=progress)
         results = [{"mode": mode, **retrieval_metrics(
             rank_documents(index, queries, replace(fusion, mode=cast(Mode, mode))), qrels)}
@@ -149,7 +153,8 @@ def evaluate_retrieval(
         index.store.close()
     return {"folder": str(folder), "split": split, "documents": len(documents),
             "queries": len(queries), "model": manifest["model"], "pooling": manifest["pooling"],
-            "unit": unit, "chunk": chunk, "hold_out": hold_out,
+            "unit": unit, "chunk": chunk, "sentence_vectors": sentence_vectors,
+            "document_keywords": document_keywords, "hold_out": hold_out,
             "fusion": {"method": fusion.fusion, "rrf_k": fusion.rrf_k, "alpha": fusion.alpha},
             "results": results}
 

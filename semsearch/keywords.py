@@ -61,7 +61,8 @@ _FIELD_TERMS_SQL = (
     " union all select j.key, cast(e.value as text) from json_each(:m) j, json_each(j.value) e"
     " where j.type = 'array' and e.type != 'null'")
 
-UnitTexts = Callable[[Sequence[int]], Iterable[tuple[int, str]]]
+# Units' (or documents') analysed tokens by id, from the store, for exact scoring.
+UnitTokens = Callable[[Sequence[int]], Iterable[tuple[int, Sequence[str]]]]
 
 
 def _schema() -> Any:
@@ -93,6 +94,12 @@ def field_terms(metadata_json: Iterable[str]) -> list[list[str]]:
                 for text in metadata_json]
     finally:
         connection.close()
+
+
+def keyword_text(title: str, texts: Iterable[str]) -> str:
+    """What a document's keyword entry says (an index with document keywords): its title and
+    its units' texts (their order does not matter to BM25)."""
+    return "\n\n".join([title, *texts] if title else texts)
 
 
 def filter_terms(where: dict[str, str] | None) -> list[str] | None:
@@ -189,7 +196,7 @@ class KeywordIndex:
             counts = [self._searcher.doc_freq("text", term) for term in terms]
         return KeywordStatistics(self.units, self.tokens, tuple(counts))
 
-    def _totals(self, texts: UnitTexts) -> tuple[int, float]:
+    def _totals(self, texts: UnitTokens) -> tuple[int, float]:
         """The unit count and average length tantivy scores with (deleted units still in
         them until a merge), read from its explanation of one match."""
         if self._tantivy_totals is None:
@@ -198,10 +205,10 @@ class KeywordIndex:
             hits = self._searcher.search(tantivy.Query.all_query(), 16, count=False).hits
             addresses = [address for _, address in hits]
             found = self._searcher.fast_field_values("id", addresses)
-            text_of = dict(texts(found))
+            tokens_of = dict(texts(found))
             totals = (self.units, self.tokens / max(self.units, 1))
             for address, unit_id in zip(addresses, found, strict=True):
-                tokens = analyze(text_of.get(unit_id, ""))
+                tokens = tokens_of.get(unit_id, ())
                 if tokens:
                     explanation = json.loads(
                         self._term(tokens[0]).explain(self._searcher, address).to_json())
@@ -213,11 +220,11 @@ class KeywordIndex:
             self._tantivy_totals = totals
         return self._tantivy_totals
 
-    def search(self, terms: Sequence[str], limit: int, texts: UnitTexts,
+    def search(self, terms: Sequence[str], limit: int, texts: UnitTokens,
                statistics: KeywordStatistics | None = None, filters: Sequence[str] = (),
                ids: np.ndarray | None = None) -> list[tuple[float, int]]:
         """The ``limit`` best (BM25, unit id) for ``terms``, inside every filter term and
-        ``ids``; ``texts`` gives units' texts (from the store) for scoring."""
+        ``ids``; ``texts`` gives units' tokens (from the store) for scoring."""
         import tantivy
 
         if not terms or limit < 1 or self._searcher is None or (ids is not None and not len(ids)):

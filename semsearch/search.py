@@ -32,6 +32,10 @@ class SearchStore(Protocol):
 
     def cluster_run(self, run_id: int | None = None) -> dict: ...
 
+    def has_sentence_vectors(self) -> bool: ...
+
+    def sentence_vectors(self, ids: list[int]) -> dict[int, np.ndarray]: ...
+
 
 class SearchVectors(Protocol):
     """What search asks of the vectors: how many, the top k of a query, and exact scores."""
@@ -62,6 +66,9 @@ class SearchSource(Protocol):
 
     @property
     def encoder(self) -> QueryEncoder: ...
+
+    @property
+    def keywords_by_document(self) -> bool: ...
 
     def keyword_search(self, text: str, limit: int, *, where: dict[str, str] | None = None,
                        cluster: tuple[int, int] | None = None) -> list[tuple[float, int]]: ...
@@ -376,7 +383,31 @@ def _top(index: SearchSource, rank: Callable[[int], list[Candidate]], k: int, av
 
 def _dense(index: SearchSource, query_vector: np.ndarray, fetch: int, subset: np.ndarray | None,
            effort: int | None) -> list[tuple[float, int]]:
-    return index.vectors.top(query_vector, fetch, subset, effort)
+    """The top ``fetch`` by dense score; with sentence vectors, the top HYBRID_CANDIDATES (at
+    least) by the units' own cosine are scored again with their sentences'."""
+    if not index.store.has_sentence_vectors():
+        return index.vectors.top(query_vector, fetch, subset, effort)
+    found = index.vectors.top(query_vector, max(fetch, HYBRID_CANDIDATES), subset, effort)
+    scores = _with_sentences(index, query_vector, {i: s for s, i in found})
+    return sorted(((s, i) for i, s in scores.items()), key=lambda pair: (-pair[0], pair[1]))[
+        :fetch]
+
+
+def _with_sentences(index: SearchSource, query_vector: np.ndarray,
+                    scores: dict[int, float]) -> dict[int, float]:
+    """Multi-granularity: a unit with sentence vectors scores the mean of its own cosine and
+    its best sentence's (the best passage of a long unit counts as much as its whole)."""
+    parts = index.store.sentence_vectors(list(scores))
+    if not parts:
+        return scores
+    ids = list(parts)
+    stacked = np.concatenate([parts[i] for i in ids]).astype(np.float32)
+    starts = np.cumsum([0] + [len(parts[i]) for i in ids[:-1]])
+    best = np.maximum.reduceat(stacked @ query_vector.astype(np.float32), starts)
+    rescored = dict(scores)
+    for unit_id, sentence in zip(ids, best.tolist(), strict=True):
+        rescored[unit_id] = (scores[unit_id] + sentence) / 2
+    return rescored
 
 
 def _hybrid(index: SearchSource, query_vector: np.ndarray, fetch: int,
@@ -384,13 +415,22 @@ def _hybrid(index: SearchSource, query_vector: np.ndarray, fetch: int,
             keyword_ranking: list[tuple[float, int]]) -> list[Candidate]:
     """The top ``fetch`` of both rankings, each candidate scored both ways, then fused."""
     fetch = max(fetch, HYBRID_CANDIDATES)
-    dense = _dense(index, query_vector, fetch, subset, effort)
+    dense = index.vectors.top(query_vector, fetch, subset, effort)
     keyword = keyword_ranking[:fetch]
     keyword_scores = {i: s for s, i in keyword_ranking}  # deeper than the candidates
     dense_scores = {i: s for s, i in dense}
     missing = np.array([i for _, i in keyword if i not in dense_scores], dtype=np.int64)
     dense_scores.update(zip(missing.tolist(), index.vectors.scores(query_vector, missing).tolist(),
                             strict=True))
+    if index.store.has_sentence_vectors():
+        dense_scores = _with_sentences(index, query_vector, dense_scores)
+        dense = sorted(((dense_scores[i], i) for _, i in dense),
+                       key=lambda pair: (-pair[0], pair[1]))
+    if index.keywords_by_document:  # a document's BM25 (under its first unit) is each unit's
+        documents = index.store.document_ids(list(dense_scores.keys() | keyword_scores.keys()))
+        by_document = {documents[i]: s for s, i in keyword_ranking}
+        keyword_scores = {i: by_document[documents[i]] for i in dense_scores
+                          if documents[i] in by_document}
     if fusion.fusion == "rrf":
         fused = dict.fromkeys(dense_scores, 0.0)
         for ranking in (dense, keyword):

@@ -19,6 +19,7 @@ import json
 import os
 import threading
 from collections.abc import Callable, Iterable
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,12 @@ class ShardReader:
 
     def document_ids(self, ids: list[int]) -> dict[int, str]:
         return self.index.store.document_ids(ids)
+
+    def has_sentence_vectors(self) -> bool:
+        return self.index.store.has_sentence_vectors()
+
+    def sentence_vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
+        return self.index.store.sentence_vectors(ids)
 
     def neighbours(self, document_id: str, ordinal: int, radius: int):
         return self.index.store.neighbours(document_id, ordinal, radius)
@@ -269,6 +276,12 @@ class _Store:
 
     def document_ids(self, ids: list[int]) -> dict[int, str]:
         return _union(self._map("document_ids", ids))
+
+    def has_sentence_vectors(self) -> bool:
+        return any(self._map("has_sentence_vectors"))
+
+    def sentence_vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
+        return _union(self._map("sentence_vectors", ids))
 
     def neighbours(self, document_id: str, ordinal: int, radius: int):
         return self._one(document_id, "neighbours", document_id, ordinal, radius)
@@ -587,6 +600,15 @@ class ShardedIndex:
                           cluster: tuple[int, int] | None = None) -> np.ndarray:
         return self.store.filtered_unit_ids(where, cluster)
 
+    @cached_property
+    def keywords_by_document(self) -> bool:
+        """As every shard's (a setting fixed when they were created)."""
+        shard = Index.open(self.shard_paths[0], verify=False)
+        try:
+            return shard.keywords_by_document
+        finally:
+            shard.store.close()
+
     def keyword_search(self, text: str, limit: int, *, where: dict[str, str] | None = None,
                        cluster: tuple[int, int] | None = None) -> list[tuple[float, int]]:
         """Every shard's best matches scored with statistics summed over all shards, merged."""
@@ -609,7 +631,7 @@ class ShardedIndex:
         infos = self._each_shard(lambda shard: shard.info())
         summary = dict(infos[0])
         summary["index"] = str(self.path)
-        for key in ("documents", "units", "vectors", "bytes"):
+        for key in ("documents", "units", "vectors", "sentences", "bytes"):
             summary[key] = sum(info[key] for info in infos)
         summary.pop("files")
         recalls = [info["measured_recall"] for info in infos if info["measured_recall"] is not None]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from semsearch.errors import CorruptIndexError, InputError
-from semsearch.keywords import FIELD_NAME
+from semsearch.keywords import FIELD_NAME, keyword_text
 from semsearch.readers import Document
 from semsearch.units import Unit
 
@@ -230,6 +230,7 @@ class Store:
                 pk="id", foreign_keys=[("document_id", "documents", "id")],
             )
             self.db.table("units").create_index(["document_id", "ordinal"], unique=True)
+            self._create_unit_extras()
             self.db.table("manifest").create({"key": str, "value": str}, pk="key")
             self.set_manifest({"format_version": FORMAT_VERSION, "created": _now(),
                                "next_unit_id": 0, **manifest})
@@ -280,6 +281,31 @@ class Store:
                 for ordinal, unit in enumerate(doc_units)]
         self.db.table("units").insert_all(rows, batch_size=1000)
 
+    def _create_unit_extras(self) -> None:
+        """Each multi-sentence unit's sentence vectors (float16 rows, one blob) and, in an index
+        with document keywords, each document's analysed keyword tokens (under its first unit:
+        scoring a candidate then needs no analysis): in the store, so they are written and
+        deleted in the transaction of their unit."""
+        self._execute("create table if not exists sentence_vectors (unit_id integer primary key"
+                      " references units(id), vectors blob not null)")
+        self._execute("create table if not exists document_terms (unit_id integer primary key"
+                      " references units(id), terms text not null)")
+
+    def add_document_terms(self, rows: list[tuple[int, list[str]]]) -> None:
+        """Each first unit id with its document's analysed keyword tokens."""
+        if rows:
+            self._create_unit_extras()
+            self.conn.executemany("insert into document_terms (unit_id, terms) values (?, ?)",
+                                  [(int(unit_id), " ".join(tokens)) for unit_id, tokens in rows])
+
+    def add_sentence_vectors(self, rows: list[tuple[int, np.ndarray]]) -> None:
+        if not rows:
+            return
+        self._create_unit_extras()  # a store made before they were kept
+        self.conn.executemany("insert into sentence_vectors (unit_id, vectors) values (?, ?)",
+                              [(int(unit_id), np.asarray(vectors, np.float16).tobytes())
+                               for unit_id, vectors in rows])
+
     def delete_documents(self, ids: list[str]) -> np.ndarray:
         """Delete documents with their units (the FTS triggers follow); return the unit ids."""
         removed = []
@@ -288,6 +314,10 @@ class Store:
             marks = ",".join("?" * len(chunk))
             removed += [row[0] for row in self.conn.execute(
                 f"select id from units where document_id in ({marks})", chunk)]
+            for table in ("sentence_vectors", "document_terms"):
+                if self._table_exists(table):
+                    self._execute(f"delete from {table} where unit_id in (select id from"
+                                  f" units where document_id in ({marks}))", chunk)
             self._execute(f"delete from units where document_id in ({marks})", chunk)
             if self._table_exists("cluster_assignments"):  # a run no longer lists them
                 self._execute(
@@ -347,12 +377,75 @@ class Store:
             yield from self.conn.execute(
                 f"select id, text from units where id in ({marks}) order by id", chunk)
 
-    def keyword_rows(self) -> Iterator[tuple[int, str, str]]:
+    def keyword_rows(self, by_document: bool = False) -> Iterator[tuple[int, str, str]]:
         """(unit id, text, its document's metadata as JSON) of every unit, in id order: what
-        the keyword index is rebuilt from."""
-        yield from self.conn.execute(
-            "select u.id, u.text, d.metadata from units u join documents d"
-            " on d.id = u.document_id order by u.id")
+        the keyword index is rebuilt from; ``by_document``: of every document, under its first
+        unit's id (:func:`~semsearch.keywords.keyword_text`)."""
+        if not by_document:
+            yield from self.conn.execute(
+                "select u.id, u.text, d.metadata from units u join documents d"
+                " on d.id = u.document_id order by u.id")
+            return
+        for unit_id, title, texts, metadata in self.conn.execute(
+                "select f.id, d.title, group_concat(u.text, char(10) || char(10)), d.metadata"
+                " from units f join documents d on d.id = f.document_id join units u"
+                " on u.document_id = f.document_id where f.ordinal = 0 group by f.id"
+                " order by f.id"):
+            yield unit_id, keyword_text(title or "", [texts]), metadata
+
+    def document_terms(self, ids: Iterable[int]) -> Iterator[tuple[int, list[str]]]:
+        """The analysed keyword tokens of the document of each first-unit id."""
+        ids = [int(i) for i in ids]
+        if not self._table_exists("document_terms"):
+            return
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            for unit_id, terms in self.conn.execute(
+                    "select unit_id, terms from document_terms where unit_id in"
+                    f" ({','.join('?' * len(chunk))}) order by unit_id", chunk):
+                yield unit_id, terms.split(" ") if terms else []
+
+    def first_unit_ids(self, where: dict[str, str] | None = None,
+                       cluster: tuple[int, int] | None = None) -> np.ndarray:
+        """The first unit of each document with a unit inside ``where`` and ``cluster`` (the
+        ids a keyword index by document holds), in id order."""
+        clause, params = self._scope_sql(where, cluster)
+        inside = "" if clause == "1" else (
+            " and f.document_id in (select u.document_id from units u join documents d"
+            f" on d.id = u.document_id where {clause})")
+        return np.array([row[0] for row in self.conn.execute(
+            f"select f.id from units f where f.ordinal = 0{inside} order by f.id", params)],
+            dtype=np.int64)
+
+    def has_sentence_vectors(self) -> bool:
+        """Whether the last commit left any sentence vectors (from the manifest: cheap)."""
+        row = self.conn.execute(
+            "select value from manifest where key = 'sentences'").fetchone()
+        return bool(row and json.loads(row[0]))
+
+    def sentence_vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
+        """The sentence vectors (float16 rows) of those ``ids`` that have them."""
+        if not ids or not self._table_exists("sentence_vectors"):
+            return {}
+        dimension = self._dimension
+        found: dict[int, np.ndarray] = {}
+        for start in range(0, len(ids), 500):
+            chunk = [int(i) for i in ids[start:start + 500]]
+            for unit_id, blob in self.conn.execute(
+                    "select unit_id, vectors from sentence_vectors where unit_id in"
+                    f" ({','.join('?' * len(chunk))})", chunk):
+                found[unit_id] = np.frombuffer(blob, np.float16).reshape(-1, dimension)
+        return found
+
+    @cached_property
+    def _dimension(self) -> int:
+        return int(self.manifest()["dimension"])
+
+    def sentence_vector_count(self) -> int:
+        if not self._table_exists("sentence_vectors"):
+            return 0
+        total = self.conn.execute("select sum(length(vectors)) from sentence_vectors").fetchone()
+        return (total[0] or 0) // (2 * self._dimension)  # float16
 
     def units_with_titles(self, ids: Iterable[int]) -> Iterator[tuple[int, Unit, str]]:
         """(id, unit, its document's title) of each unit id, in id order: what is needed to

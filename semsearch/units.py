@@ -53,6 +53,13 @@ def sentence_spans(text: str) -> list[Span]:
     return spans
 
 
+def unit_sentences(text: str) -> list[str]:
+    """The sentences of a unit of more than one, each embedded alone beside the unit (an index's
+    ``sentence_vectors``): a long unit's vector blurs what its one relevant sentence says."""
+    sentences = [text[a:b] for a, b in sentence_spans(text) if _WORDY.search(text, a, b)]
+    return sentences if len(sentences) > 1 else []
+
+
 def _blocks(text: str, start: int, end: int) -> Iterator[Span]:
     """``text[start:end]`` in pieces of at most SPLIT_BLOCK characters, each cut after the last
     whitespace that leaves one; blank pieces are left out."""

@@ -254,6 +254,10 @@ def test_eval_retrieval(run, run_json):
 
     held = run_json("eval", "retrieval", DATA / "beir-mini", "--hold-out", "0.5", "--no-chunk")
     assert held["queries"] == sum(held_out(f"q{i}", 0.5) for i in range(1, 6))
+    assert result["sentence_vectors"] and result["document_keywords"]
+    plain = run_json("eval", "retrieval", DATA / "beir-mini", "--no-sentence-vectors",
+                     "--unit-keywords")
+    assert not (plain["sentence_vectors"] or plain["document_keywords"])
 
 
 def test_precision_is_chosen_from_the_hardware_and_can_be_forced(run, run_json, corpus):

@@ -34,8 +34,9 @@ def corpus(count: int, seed: int = 0) -> list[Document]:
 
 @pytest.fixture
 def index(tmp_path, fake_model):
-    built = Index.create(tmp_path / "idx", model=str(fake_model),
-                         settings=IndexSettings(unit="document", faiss="Flat"))
+    """Keyword entries per unit (a document index by document is tests/test_granularity.py's)."""
+    built = Index.create(tmp_path / "idx", model=str(fake_model), settings=IndexSettings(
+        unit="document", faiss="Flat", document_keywords=False))
     built.add(corpus(300))
     built.remove([f"d{n}" for n in range(0, 300, 7)], ids_only=True)  # deletes in the segments
     built.add(corpus(20, seed=1)[:10])  # replaces d0..d9 (d0 and d7 come back)
@@ -50,7 +51,8 @@ def exact(index: Index, text: str, limit: int, keep=lambda row: True) -> list[tu
     analysed = [analyze(unit_text) for _, unit_text, _ in rows]
     statistics = KeywordStatistics(len(rows), sum(map(len, analysed)), tuple(
         sum(term in tokens for tokens in analysed) for term in terms))
-    kept = [(unit_id, unit_text) for unit_id, unit_text, metadata in rows
+    kept = [(unit_id, tokens) for (unit_id, _, metadata), tokens in zip(rows, analysed,
+                                                                       strict=True)
             if keep(json.loads(metadata))]
     return bm25(statistics, terms, kept)[:limit]
 
@@ -94,7 +96,7 @@ def test_statistics_from_elsewhere_score_as_the_whole_corpus_would(index):
     own = index.keywords.statistics(terms)
     wider = KeywordStatistics(own.units * 3, own.tokens * 2, tuple(n * 5 for n in
                                                                   own.frequencies))
-    rows = [(unit_id, text) for unit_id, text, _ in index.store.keyword_rows()]
+    rows = [(unit_id, analyze(text)) for unit_id, text, _ in index.store.keyword_rows()]
     assert index.keyword_search("heron moon", 25, statistics=wider) == bm25(
         wider, terms, rows)[:25]
 

@@ -84,6 +84,28 @@ def test_sharded_search_equals_one_index(built, case):
     assert hits(sharded, **case) == expected  # same unit ids, order, scores, texts
 
 
+@pytest.fixture(scope="module")
+def built_documents(tmp_path_factory, fake_model):
+    """The same documents as document units (sentence vectors, document keywords)."""
+    folder = tmp_path_factory.mktemp("document-shards")
+    documents = make_documents(60)
+    settings = IndexSettings(faiss="Flat", unit="document")
+    single = Index.create(folder / "single", model=str(fake_model), settings=settings)
+    single.add(documents)
+    sharded = ShardedIndex.create(folder / "sharded", 3, model=str(fake_model), settings=settings)
+    sharded.add(documents)
+    return single, sharded
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_sharded_document_search_equals_one_index(built_documents, case):
+    single, sharded = built_documents
+    assert single.info()["sentences"] == sharded.info()["sentences"] > 0
+    expected = hits(single, **case)
+    assert any(expected), "the case must find something"
+    assert hits(sharded, **case) == expected
+
+
 def test_empty_shards_search_like_the_rest(tmp_path, fake_model):
     documents = make_documents(2)
     single = Index.create(tmp_path / "single", model=str(fake_model))
